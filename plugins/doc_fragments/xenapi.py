@@ -1,0 +1,53 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) xenserver.openstack contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    """Connection options shared by every module that talks to XAPI."""
+
+    DOCUMENTATION = r"""
+options:
+  url:
+    description:
+      - URL of the XAPI endpoint (C(http://) or C(https://)), or a bare host name or address.
+      - A bare name means C(https://NAME), except the HIMN address C(169.254.0.1), which means C(http://169.254.0.1).
+      - The default is Dom0 as seen from a compute VM over the Host Internal Management Network (HIMN).
+      - If not set, the value of the E(XENSERVER_URL) or E(XENSERVER_HOST) environment variable is used.
+    type: str
+    default: http://169.254.0.1
+    aliases: [hostname, host]
+  username:
+    description:
+      - User name for the XAPI login.
+      - If not set, the value of the E(XENSERVER_USER) environment variable is used.
+    type: str
+    default: root
+    aliases: [user]
+  password:
+    description:
+      - Password for the XAPI login. It is never printed or returned.
+      - If not set, the value of the E(XENSERVER_PASSWORD) environment variable is used.
+    type: str
+    aliases: [pass, pwd]
+  validate_certs:
+    description:
+      - Whether to verify the TLS certificate of an C(https://) endpoint.
+      - Set to V(false) only for a host that still has its self-signed certificate.
+      - If not set, the value of the E(XENSERVER_VALIDATE_CERTS) environment variable is used.
+    type: bool
+    default: true
+  timeout:
+    description:
+      - Seconds to wait for XAPI to accept a connection or answer a call.
+    type: int
+    default: 30
+notes:
+  - When O(url) names a pool member, the module follows the C(HOST_IS_SLAVE) answer and talks to the pool master.
+  - Every module run logs in once and logs out when it ends, also when it fails.
+requirements:
+  - XenAPI (the Python package from PyPI) on the host that runs the module
+"""

@@ -1,0 +1,357 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) xenserver.openstack contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""XenAPI connection, error translation and the base class of every xen_* module.
+
+Private to the collection: other collections must not import it.
+"""
+
+from __future__ import annotations
+
+import http.client
+import ssl
+import traceback
+import xmlrpc.client
+from urllib.parse import urlsplit, urlunsplit
+
+from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+
+try:
+    import XenAPI
+except ImportError:
+    XenAPI = None
+    XENAPI_IMPORT_ERROR = traceback.format_exc()
+else:
+    XENAPI_IMPORT_ERROR = None
+
+HIMN_DOM0_ADDRESS = "169.254.0.1"
+DEFAULT_URL = "http://" + HIMN_DOM0_ADDRESS
+ORIGINATOR = "xenserver.openstack"
+
+# What an operator should do about an XAPI error code. Each template gets
+# {url}, {call} and {p0}, {p1}, ... (the error parameters).
+FAILURE_HINTS = {
+    "SESSION_AUTHENTICATION_FAILED": (
+        "XAPI at {url} refused the login of user '{p0}': wrong user name or password. "
+        "Check the username and password options (or XENSERVER_USER / XENSERVER_PASSWORD)."
+    ),
+    "HANDLE_INVALID": "The {p0} object {p1} no longer exists on {url} (during {call}).",
+    "UUID_INVALID": "No {p0} with UUID {p1} exists on {url} (during {call}). Check the UUID.",
+    "MESSAGE_METHOD_UNKNOWN": ("XAPI at {url} does not know the call {p0}: the host is too old for this operation."),
+    "XENAPI_MISSING_PLUGIN": (
+        "The Dom0 plugin {p0} is not installed on the host behind {url}. "
+        "Install the Dom0 plugins first (role xenserver.openstack.dom0_suppack)."
+    ),
+    "UNKNOWN_XENAPI_PLUGIN_FUNCTION": (
+        "The Dom0 plugin on {url} has no function {p0}: its version does not match this collection. "
+        "Install the plugins of this collection's version (role xenserver.openstack.dom0_suppack)."
+    ),
+}
+
+
+class XenAPIModuleError(Exception):
+    """An error a module reports as is: the message names the object, the problem and the fix.
+
+    Args:
+        msg: the message shown to the user.
+        **extra: extra keys returned with the failure (for example C(xapi_error)).
+    """
+
+    def __init__(self, msg, **extra):
+        super().__init__(msg)
+        self.msg = msg
+        self.extra = extra
+
+
+def xenapi_argument_spec(**module_spec):
+    """Return the connection options every XenAPI module accepts, merged with the module's own.
+
+    Args:
+        **module_spec: the module's own options.
+
+    Returns:
+        dict: an argument_spec for AnsibleModule.
+    """
+    spec = dict(
+        url=dict(
+            type="str",
+            default=DEFAULT_URL,
+            aliases=["hostname", "host"],
+            fallback=(env_fallback, ["XENSERVER_URL", "XENSERVER_HOST"]),
+        ),
+        username=dict(type="str", default="root", aliases=["user"], fallback=(env_fallback, ["XENSERVER_USER"])),
+        password=dict(
+            type="str", no_log=True, aliases=["pass", "pwd"], fallback=(env_fallback, ["XENSERVER_PASSWORD"])
+        ),
+        validate_certs=dict(type="bool", default=True, fallback=(env_fallback, ["XENSERVER_VALIDATE_CERTS"])),
+        timeout=dict(type="int", default=30),
+    )
+    spec.update(module_spec)
+    return spec
+
+
+def normalise_url(value):
+    """Turn the url option into a full XAPI URL.
+
+    Args:
+        value: a URL, or a bare host name or address.
+
+    Returns:
+        str: C(scheme://host[:port]) without a trailing slash.
+
+    Raises:
+        XenAPIModuleError: for a scheme other than http or https, or no host.
+    """
+    value = value.strip()
+    if "://" not in value:
+        scheme = "http" if value == HIMN_DOM0_ADDRESS else "https"
+        value = "%s://%s" % (scheme, value)
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise XenAPIModuleError(
+            "url '%s' is not an XAPI address: use http://HOST, https://HOST or a bare host name." % value
+        )
+    return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+
+
+def with_host(url, host):
+    """Return C(url) pointing at another host, keeping its scheme and port."""
+    parts = urlsplit(url)
+    netloc = host if parts.port is None else "%s:%s" % (host, parts.port)
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def _transport(url, validate_certs, timeout):
+    """Return an XML-RPC transport with a socket timeout, verifying certificates unless told not to."""
+    if url.startswith("https://"):
+        context = ssl.create_default_context() if validate_certs else ssl._create_unverified_context()
+        base = xmlrpc.client.SafeTransport
+        kwargs = dict(context=context)
+    else:
+        base = xmlrpc.client.Transport
+        kwargs = {}
+
+    class TimeoutTransport(base):
+        def make_connection(self, host):
+            connection = super().make_connection(host)
+            connection.timeout = timeout
+            return connection
+
+    return TimeoutTransport(**kwargs)
+
+
+class _RecordingDispatcher:
+    """Like XenAPI's dispatcher (C(xapi.host.get_all())), remembering the last call for error messages."""
+
+    def __init__(self, session, owner, name=None):
+        self._session = session
+        self._owner = owner
+        self._name = name
+
+    def __getattr__(self, name):
+        return _RecordingDispatcher(self._session, self._owner, name if self._name is None else self._name + "." + name)
+
+    def __call__(self, *args):
+        self._owner.last_call = self._name
+        return self._session.xenapi_request(self._name, args)
+
+
+def explain_transport_error(url, error, call):
+    """Return the user message for an error that kept a call from reaching XAPI or being answered.
+
+    Args:
+        url: the XAPI URL.
+        error: the exception raised by the transport.
+        call: the XAPI call that was being made.
+
+    Returns:
+        str: the message.
+    """
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return (
+            "The TLS certificate of %s could not be verified: %s. Trust the host's certificate on this machine, "
+            "or set validate_certs=false for a host that still has its self-signed certificate."
+            % (url, error.verify_message or error)
+        )
+    if isinstance(error, xmlrpc.client.ProtocolError):
+        return "%s answered HTTP %s %s to %s: is it a XAPI endpoint?" % (url, error.errcode, error.errmsg, call)
+    if isinstance(error, xmlrpc.client.Fault):
+        if "valid session" in str(error.faultString):
+            return (
+                "XAPI at %s kept invalidating the session during %s (SESSION_INVALID after 3 fresh logins). "
+                "The toolstack may be restarting: run again when the host is up." % (url, call)
+            )
+        return "XAPI at %s sent an invalid answer to %s: %s" % (url, call, error.faultString)
+    reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
+    return (
+        "Cannot reach XAPI at %s (%s): %s. Check the url option and that the host is up; from a compute VM, "
+        "check that its HIMN interface has an address in 169.254.0.0/16." % (url, call, reason)
+    )
+
+
+def explain_failure(url, details, call):
+    """Return the user message for an XAPI error.
+
+    Args:
+        url: the XAPI URL.
+        details: the ErrorDescription list (code first, then parameters).
+        call: the XAPI call that failed.
+
+    Returns:
+        str: the message.
+    """
+    code, params = (details[0], list(details[1:])) if details else ("UNKNOWN", [])
+    template = FAILURE_HINTS.get(code)
+    values = dict(("p%d" % i, p) for i, p in enumerate(params))
+    if template:
+        try:
+            return template.format(url=url, call=call, **values)
+        except (IndexError, KeyError):
+            pass
+    return "XAPI error during %s on %s: %s %s" % (call, url, code, params)
+
+
+TRANSPORT_ERRORS = (OSError, http.client.HTTPException, xmlrpc.client.ProtocolError, xmlrpc.client.Fault)
+
+
+class XenAPIModule:
+    """Base class of the collection's XenAPI modules, in the shape of openstack.cloud's OpenStackModule.
+
+    Subclasses set C(argument_spec) and C(module_kwargs) and implement C(run()), which reads or changes
+    things through C(self.xapi) and returns the result dict. C(main()) is C(ThatModule()()).
+    The base class logs in once, logs out in C(finally), follows C(HOST_IS_SLAVE) to the pool master,
+    and turns every XenAPI or transport error into one clear C(fail_json).
+    """
+
+    argument_spec = {}
+    module_kwargs = {}
+
+    def __init__(self):
+        self.ansible = AnsibleModule(argument_spec=xenapi_argument_spec(**self.argument_spec), **self.module_kwargs)
+        self.params = self.ansible.params
+        self.check_mode = self.ansible.check_mode
+        self.session = None
+        self.xapi = None
+        self.url = None
+        self.master_url = None
+        self.last_call = "session.login_with_password"
+
+    def run(self):
+        """Do the module's work through C(self.xapi) and return the result dict."""
+        raise NotImplementedError
+
+    def __call__(self):
+        if XenAPI is None:
+            self.ansible.fail_json(msg=missing_required_lib("XenAPI"), exception=XENAPI_IMPORT_ERROR)
+        try:
+            self.url = normalise_url(self.params["url"])
+            result = self._run_in_session()
+        except XenAPIModuleError as error:
+            self.ansible.fail_json(msg=error.msg, **error.extra)
+        if self.master_url:
+            result.setdefault("xapi_master_url", self.master_url)
+        self.ansible.exit_json(**result)
+
+    def _run_in_session(self):
+        self._login()
+        try:
+            return self.run()
+        except XenAPI.Failure as error:
+            raise XenAPIModuleError(
+                explain_failure(self.master_url or self.url, error.details, self.last_call),
+                xapi_error=list(error.details),
+            ) from None
+        except TRANSPORT_ERRORS as error:
+            raise XenAPIModuleError(
+                explain_transport_error(self.master_url or self.url, error, self.last_call)
+            ) from None
+        finally:
+            self._logout()
+
+    def _login(self):
+        if self.params["password"] is None:
+            raise XenAPIModuleError(
+                "No XAPI password given: set the password option or the XENSERVER_PASSWORD environment variable."
+            )
+        try:
+            self._login_at(self.url)
+        except XenAPI.Failure as error:
+            if error.details[:1] != ["HOST_IS_SLAVE"] or len(error.details) < 2:
+                raise XenAPIModuleError(
+                    explain_failure(self.url, error.details, self.last_call), xapi_error=list(error.details)
+                ) from None
+            self._login_at_master(error.details[1])
+        except TRANSPORT_ERRORS as error:
+            raise XenAPIModuleError(explain_transport_error(self.url, error, self.last_call)) from None
+
+    def _login_at_master(self, master):
+        self.master_url = with_host(self.url, master)
+        try:
+            self._login_at(self.master_url)
+        except XenAPI.Failure as error:
+            raise XenAPIModuleError(
+                "%s is a pool member whose master is %s; logging in there failed: %s"
+                % (self.url, master, explain_failure(self.master_url, error.details, self.last_call)),
+                xapi_error=list(error.details),
+            ) from None
+        except TRANSPORT_ERRORS as error:
+            raise XenAPIModuleError(
+                "%s is a pool member whose master is %s, and the master cannot be reached: %s "
+                "Set url to an address of the master that this machine can reach."
+                % (self.url, master, explain_transport_error(self.master_url, error, self.last_call))
+            ) from None
+
+    def _login_at(self, url):
+        self.last_call = "session.login_with_password"
+        session = XenAPI.Session(url, transport=_transport(url, self.params["validate_certs"], self.params["timeout"]))
+        session.xenapi.login_with_password(self.params["username"], self.params["password"], "2.0", ORIGINATOR)
+        self.session = session
+        self.xapi = _RecordingDispatcher(session, self)
+
+    def _logout(self):
+        if self.session is None:
+            return
+        try:
+            self.session.xenapi.session.logout()
+        except (XenAPI.Failure, *TRANSPORT_ERRORS):
+            pass
+        finally:
+            self.session = None
+            self.xapi = None
+
+
+def read_local_vm_uuid(path="/sys/hypervisor/uuid", type_path="/sys/hypervisor/type"):
+    """Return the UUID of the Xen guest this code runs in, or None outside a Xen guest.
+
+    Args:
+        path: the file holding the domain's UUID.
+        type_path: the file naming the hypervisor.
+
+    Returns:
+        str or None: the VM UUID (None also for Dom0, whose UUID is all zeros).
+    """
+    try:
+        with open(type_path) as handle:
+            if handle.read().strip() != "xen":
+                return None
+        with open(path) as handle:
+            uuid = handle.read().strip()
+    except OSError:
+        return None
+    return None if not uuid or uuid.strip("0-") == "" else uuid
+
+
+def is_himn(network_record):
+    """Return whether a network record is the Host Internal Management Network."""
+    return network_record.get("other_config", {}).get("is_host_internal_management_network") == "true"
+
+
+def api_version(host_record):
+    """Return a host's XenAPI version as a comparable (major, minor) tuple of ints."""
+    return int(host_record["API_version_major"]), int(host_record["API_version_minor"])
+
+
+# XenServer 7.1 (API 2.6, platform 2.2.0) introduced pool_update; older hosts know only pool_patch.
+POOL_UPDATE_API = (2, 6)
