@@ -32,7 +32,7 @@ options:
         described otherwise.
     type: str
 author:
-  - xenserver.openstack developers
+  - xenserver.openstack developers (@xenserver)
 """
 
 EXAMPLES = r"""
