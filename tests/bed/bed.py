@@ -1,0 +1,558 @@
+#!/usr/bin/env python3
+# Copyright (c) xenserver.openstack contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The network-namespace test bed: XenServer hosts (Dom0 + compute VM) and a controller, made of namespaces.
+
+See tests/bed/README.md for the topology, the commands, the /etc rule and the cleanup guarantees.
+Every resource is recorded in <state>/state.json *before* it is created, so ``down`` can undo a crashed ``up``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests"))
+from xapisim.scenario import ScenarioError, load_scenario  # noqa: E402  (the simulator's own loader)
+
+UDHCPC_SCRIPT = REPO / "tests" / "bed" / "udhcpc-script"
+
+SWITCH = "xs-sw"
+CONTROLLER = "xs-ctl"
+# network -> (its /24, the NIC that controller and compute VMs have on it); the switch bridge has its name.
+NETWORKS = {"mgmt": ("198.18.1", "eth0"), "storage": ("198.18.2", "eth1")}
+HIMN_NIC = "eth2"
+DOM0_HIMN_IP = "169.254.0.1"
+COMPUTE_HIMN_IP = "169.254.0.2"
+SIM_URL = "http://" + DOM0_HIMN_IP
+MAX_PAIRS = 244  # compute-i has 198.18.x.(10 + i)
+
+# The /etc entries each kind of host has for itself (see "The /etc rule" in README.md).
+ETC_ENTRIES = {
+    "compute": ("nova", "neutron", "ceilometer", "iptables", "sysctl.d", "init.d", "network", "default"),
+    "dom0": ("xapi.d", "udev", "sysconfig", "cron.d", "logrotate.d", "modprobe.d", "conntrackd"),
+}
+NETNS_ETC = Path("/etc/netns")
+
+HEALTH_TIMEOUT = 30
+KILL_GRACE = 3.0
+HTTP_GET = "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=2).read().decode())"
+
+
+class BedError(Exception):
+    """Stops the command with ``bed: <message>`` on stderr and exit code ``code``."""
+
+    def __init__(self, message: str, code: int = 1):
+        super().__init__(message)
+        self.code = code
+
+
+def needs_namespaces(detail: str) -> BedError:
+    return BedError("needs root and network namespaces (%s)" % detail, code=2)
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        raise needs_namespaces("running as uid %d" % os.geteuid())
+
+
+# --- commands and processes ------------------------------------------------------------------------------------
+
+
+def run(*argv: str, check: bool = True) -> subprocess.CompletedProcess:
+    try:
+        result = subprocess.run(argv, check=False, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    except FileNotFoundError:
+        raise needs_namespaces("%s not found" % argv[0]) from None
+    if check and result.returncode:
+        raise BedError("`%s` failed: %s" % (" ".join(argv), result.stderr.strip()))
+    return result
+
+
+def ip(ns: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return run("ip", "-n", ns, *args, check=check)
+
+
+def netns_exists(ns: str) -> bool:
+    return Path("/run/netns", ns).exists()
+
+
+def link_exists(ns: str, name: str) -> bool:
+    return ip(ns, "link", "show", "dev", name, check=False).returncode == 0
+
+
+def tail(log: Path, lines: int = 15) -> str:
+    try:
+        text = log.read_text(errors="replace").splitlines()[-lines:]
+    except OSError:
+        text = []
+    return "%s:\n%s" % (log, "\n".join("  | " + line for line in text) or "  | (empty)")
+
+
+def start_time(pid: int) -> int | None:
+    """Kernel start time of a live (non-zombie) process: tells it apart from a later one with the same pid."""
+    try:
+        fields = Path("/proc/%d/stat" % pid).read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return None if fields[0] == "Z" else int(fields[19])
+
+
+def terminate(pids: set[int]) -> None:
+    """SIGTERM, then SIGKILL whatever still runs after KILL_GRACE seconds."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + KILL_GRACE
+        while pids and time.monotonic() < deadline:
+            time.sleep(0.05)
+            pids = {pid for pid in pids if start_time(pid) is not None}
+        if not pids:
+            return
+
+
+# --- the state file ------------------------------------------------------------------------------------------
+
+
+class State:
+    """<state>/state.json: what the bed is and every resource it made, each recorded before it is made."""
+
+    def __init__(self, directory: Path):
+        self.dir = directory
+        self.path = directory / "state.json"
+        self.exists = self.path.exists()
+        self.data = json.loads(self.path.read_text()) if self.exists else {
+            "namespaces": [], "etc": [], "processes": {}, "complete": False}
+
+    def save(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.data, indent=1) + "\n")
+        os.replace(tmp, self.path)
+        self.exists = True
+
+    def record(self, key: str, item: str) -> None:
+        if item not in self.data[key]:
+            self.data[key].append(item)
+            self.save()
+
+    def record_process(self, label: str, pid: int) -> None:
+        self.data["processes"][label] = [pid, start_time(pid)]
+        self.save()
+
+    def process_alive(self, label: str) -> bool:
+        pid, started = self.data["processes"].get(label, (0, None))
+        return started is not None and start_time(pid) == started
+
+    def is_up(self) -> bool:
+        return (self.data["complete"] and all(map(netns_exists, self.data["namespaces"]))
+                and all(map(self.process_alive, self.data["processes"])))
+
+
+# --- the hosts -----------------------------------------------------------------------------------------------
+
+
+class Pair:
+    """XenServer host i: Dom0 ``dom0-i`` and its compute VM ``compute-i``, each with a namespace and a directory."""
+
+    def __init__(self, index: int, state_dir: Path):
+        self.index = index
+        self.dom0, self.compute = "dom0-%d" % index, "compute-%d" % index
+        self.dom0_ns, self.compute_ns = "xs-" + self.dom0, "xs-" + self.compute
+        self.dom0_dir, self.compute_dir = state_dir / self.dom0, state_dir / self.compute
+        self.vm_uuid = str(uuid.uuid5(uuid.NAMESPACE_URL, "xenserver.openstack/bed/" + self.compute))
+
+    def mac(self, nic: str) -> str:
+        """The compute VM's MAC for ethN: locally administered 02:58:53 ("XS"), N, then the pair index."""
+        return "02:58:53:%02x:%02x:%02x" % (int(nic[3:]), self.index >> 8, self.index & 0xFF)
+
+    def ip(self, network: str) -> str:
+        return "%s.%d" % (NETWORKS[network][0], 10 + self.index)
+
+
+def pairs_of(state: State) -> list[Pair]:
+    return [Pair(i, state.dir) for i in range(1, state.data["pairs"] + 1)]
+
+
+def namespaces(pairs: list[Pair]) -> list[str]:
+    return [SWITCH, CONTROLLER] + [ns for pair in pairs for ns in (pair.dom0_ns, pair.compute_ns)]
+
+
+# --- scenarios -----------------------------------------------------------------------------------------------
+
+
+def scenario_path(name: str) -> Path:
+    """``tests/scenarios/<name>.yml``, or ``name`` itself when it is the path of a .yml file."""
+    path = Path(name) if name.endswith((".yml", ".yaml")) else REPO / "tests" / "scenarios" / (name + ".yml")
+    if not path.is_file():
+        raise BedError("no scenario %s" % path)
+    return path.resolve()
+
+
+def himn_vif(scenario: dict) -> dict | None:
+    """The compute VM's VIF on the HIMN (the network on bridge ``xenapi``), if it has one."""
+    himn = {name for name, network in scenario["networks"].items() if network["bridge"] == "xenapi"}
+    return next((vif for vif in scenario["vms"]["compute"].get("vifs", []) if vif["network"] in himn), None)
+
+
+def host_scenario(base: dict, pair: Pair) -> dict:
+    """The base scenario as host ``pair`` has it: its Dom0's name, its compute VM and the MACs the bed gives.
+
+    The HIMN VIF gets eth2's MAC and the HIMN address; the other VIFs, in device order, eth0's and eth1's.
+    """
+    scenario = copy.deepcopy(base)
+    scenario.pop("extends", None)  # already merged in
+    scenario["description"] = "%s (bed host %d)" % (base.get("description", "").strip(), pair.index)
+    scenario["hosts"][scenario.get("local_host") or scenario["pool"]["master"]]["name_label"] = pair.dom0
+    vm = scenario["vms"]["compute"]
+    vm.update(uuid=pair.vm_uuid, name_label=pair.compute)
+    himn = himn_vif(scenario)
+    nics = iter([nic for _, nic in NETWORKS.values()])
+    for vif in sorted(vm.get("vifs", []), key=lambda vif: int(vif["device"])):
+        if vif is himn:
+            vif.update(MAC=pair.mac(HIMN_NIC), ip=COMPUTE_HIMN_IP)
+        elif (nic := next(nics, None)) is not None:
+            vif["MAC"] = pair.mac(nic)
+    if "vm-data/himn_mac" in vm.get("xenstore_data", {}):
+        vm["xenstore_data"]["vm-data/himn_mac"] = pair.mac(HIMN_NIC)
+    return scenario
+
+
+def host_scenarios(path: str, pairs: list[Pair]) -> dict[int, dict]:
+    try:
+        base = load_scenario(path)
+    except ScenarioError as exc:
+        raise BedError("bad scenario: %s" % exc) from None
+    if "compute" not in base.get("vms", {}):
+        raise BedError("bad scenario: %s has no compute VM (vms.compute)" % path)
+    return {pair.index: host_scenario(base, pair) for pair in pairs}
+
+
+# --- up: every step makes what is missing and leaves what exists -------------------------------------------------
+
+
+def create_namespaces(state: State, names: list[str]) -> None:
+    for ns in names:
+        if netns_exists(ns):
+            if ns not in state.data["namespaces"]:
+                raise BedError("namespace %s exists but is not in %s: another bed is up" % (ns, state.path))
+            continue
+        state.record("namespaces", ns)
+        result = run("ip", "netns", "add", ns, check=False)
+        if result.returncode:
+            raise needs_namespaces("ip netns add failed: %s" % result.stderr.strip())
+
+
+def make_etc_dir(state: State, path: Path) -> None:
+    """Create directory ``path`` under /etc if it is missing, recording it first; never touch an existing one."""
+    if path.is_dir():
+        return
+    if path.exists() or path.is_symlink():
+        raise BedError("%s exists and is not a directory; the bed does not replace it" % path)
+    state.record("etc", str(path))
+    path.mkdir()
+
+
+def give_etc(state: State, ns: str, root: Path, entries: tuple[str, ...]) -> None:
+    """Make /etc/<entry> inside ``ns`` the directory <root>/etc/<entry>, for each entry."""
+    netns_dir = NETNS_ETC / ns
+    if netns_dir.exists() and str(netns_dir) not in state.data["etc"]:
+        raise BedError("%s exists but is not in %s: another bed is up" % (netns_dir, state.path))
+    make_etc_dir(state, NETNS_ETC)
+    make_etc_dir(state, netns_dir)
+    for entry in entries:
+        (root / "etc" / entry).mkdir(parents=True, exist_ok=True)
+        make_etc_dir(state, Path("/etc", entry))
+        link = netns_dir / entry
+        if not link.is_symlink():
+            state.record("etc", str(link))
+            link.symlink_to(root / "etc" / entry)
+
+
+def give_files(state: State, pairs: list[Pair]) -> None:
+    for pair in pairs:
+        give_etc(state, pair.compute_ns, pair.compute_dir / "root", ETC_ENTRIES["compute"])
+        give_etc(state, pair.dom0_ns, pair.dom0_dir / "root", ETC_ENTRIES["dom0"])
+        (pair.dom0_dir / "root" / "etc" / "xapi.d" / "plugins").mkdir(exist_ok=True)
+
+
+def bridge(ns: str, name: str, address: str | None = None) -> None:
+    if not link_exists(ns, name):
+        ip(ns, "link", "add", name, "type", "bridge")
+    if address:
+        ip(ns, "address", "replace", address, "dev", name)
+    ip(ns, "link", "set", name, "up")
+
+
+def cable(ns: str, nic: str, peer_ns: str, port: str, peer_bridge: str, *, mac: str | None = None) -> None:
+    """A veth from ``nic`` in ``ns`` to ``port`` in ``peer_ns``, the port enslaved to ``peer_bridge``."""
+    if not link_exists(ns, nic):
+        address = ["address", mac] if mac else []
+        ip(ns, "link", "add", nic, *address, "type", "veth", "peer", "name", port, "netns", peer_ns)
+    ip(peer_ns, "link", "set", port, "master", peer_bridge, "up")
+    ip(ns, "link", "set", nic, "up")
+
+
+def wire(pairs: list[Pair], scenarios: dict[int, dict]) -> None:
+    for ns in namespaces(pairs):
+        ip(ns, "link", "set", "lo", "up")
+    for network, (prefix, nic) in NETWORKS.items():
+        bridge(SWITCH, network)
+        cable(CONTROLLER, nic, SWITCH, "ctl-" + nic, network)
+        ip(CONTROLLER, "address", "replace", prefix + ".2/24", "dev", nic)
+    for pair in pairs:
+        bridge(pair.dom0_ns, "xenapi", DOM0_HIMN_IP + "/16")
+        if himn_vif(scenarios[pair.index]):
+            cable(pair.compute_ns, HIMN_NIC, pair.dom0_ns, "vif9", "xenapi", mac=pair.mac(HIMN_NIC))
+        for network, (_, nic) in NETWORKS.items():
+            bridge(pair.compute_ns, "br-" + network, pair.ip(network) + "/24")
+            cable(pair.compute_ns, nic, SWITCH, "c%d-%s" % (pair.index, nic), network, mac=pair.mac(nic))
+            ip(pair.compute_ns, "link", "set", nic, "master", "br-" + network)
+
+
+def spawn(state: State, label: str, ns: str, argv: list[str], *, log: Path, env: dict | None = None) -> None:
+    """Start ``argv`` detached inside ``ns``, output to ``log``, and record its pid, unless it runs already."""
+    if state.process_alive(label):
+        return
+    with log.open("w") as out:
+        process = subprocess.Popen(["ip", "netns", "exec", ns, *argv], stdin=subprocess.DEVNULL, stdout=out,
+                                   stderr=subprocess.STDOUT, cwd="/", env=env, start_new_session=True)
+    state.record_process(label, process.pid)
+
+
+def start_dhcp(state: State, pair: Pair, scenario: dict) -> None:
+    """dnsmasq as xapi's DHCP server on the HIMN, with the compute VM's reservation from the scenario."""
+    vif = himn_vif(scenario)
+    reservation = ["--dhcp-host=%s,%s" % (vif["MAC"], vif.get("ip", COMPUTE_HIMN_IP))] if vif else []
+    spawn(state, "dnsmasq-%d" % pair.index, pair.dom0_ns, [
+        "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--user=root", "--port=0", "--no-ping",
+        "--interface=xenapi", "--bind-interfaces", "--dhcp-range=169.254.0.2,169.254.255.254,255.255.0.0",
+        "--dhcp-option=option:router," + DOM0_HIMN_IP, *reservation, "--log-facility=-", "--log-dhcp",
+        "--pid-file=%s" % (pair.dom0_dir / "dnsmasq.pid"), "--dhcp-leasefile=%s" % (pair.dom0_dir / "dnsmasq.leases"),
+    ], log=pair.dom0_dir / "dnsmasq.log")
+
+
+def start_simulator(state: State, pair: Pair, python: str) -> None:
+    pythonpath = os.pathsep.join(filter(None, [str(REPO / "tests"), os.environ.get("PYTHONPATH")]))
+    spawn(state, "xapisim-%d" % pair.index, pair.dom0_ns, [
+        python, "-m", "xapisim", "--scenario", str(pair.dom0_dir / "scenario.yml"), "--host", DOM0_HIMN_IP,
+        "--port", "80", "--root", str(pair.dom0_dir / "root"), "--plugin-python", python, "--netns",
+        "--pid-file", str(pair.dom0_dir / "xapisim.pid"),
+    ], log=pair.dom0_dir / "xapisim.log", env=dict(os.environ, PYTHONPATH=pythonpath))
+
+
+def healthy(ns: str) -> bool:
+    """Whether the simulator answers ``ok`` on /_sim/health, asked from inside ``ns``."""
+    result = run("ip", "netns", "exec", ns, sys.executable, "-c", HTTP_GET, SIM_URL + "/_sim/health", check=False)
+    return result.returncode == 0 and result.stdout.strip() == "ok"
+
+
+def wait_for_simulator(state: State, pair: Pair, deadline: float) -> None:
+    log = pair.dom0_dir / "xapisim.log"
+    while not healthy(pair.dom0_ns):
+        if not state.process_alive("xapisim-%d" % pair.index):
+            raise BedError("the XAPI simulator in %s exited; %s" % (pair.dom0_ns, tail(log)))
+        if time.monotonic() > deadline:
+            raise BedError("the XAPI simulator in %s did not answer %s/_sim/health within %ds; %s"
+                           % (pair.dom0_ns, SIM_URL, HEALTH_TIMEOUT, tail(log)))
+        time.sleep(0.1)
+
+
+def lease_himn(pair: Pair) -> None:
+    """The compute VM's HIMN address by real DHCP; the script assigns it and adds no route."""
+    if ip(pair.compute_ns, "-4", "-o", "address", "show", "dev", HIMN_NIC).stdout.strip():
+        return
+    result = run("ip", "netns", "exec", pair.compute_ns, "busybox", "udhcpc", "-i", HIMN_NIC, "-n", "-q",
+                 "-t", "5", "-T", "1", "-s", str(UDHCPC_SCRIPT), check=False)
+    if result.returncode:
+        raise BedError("no HIMN lease for %s (udhcpc exited %d); %s"
+                       % (pair.compute_ns, result.returncode, tail(pair.dom0_dir / "dnsmasq.log")))
+
+
+def inventory(state: State, pairs: list[Pair], scenarios: dict[int, dict]) -> dict:
+    def host(ns: str, **hostvars: str) -> dict:
+        return dict(ansible_netns_name=ns, **hostvars)
+
+    compute = {pair.compute: host(
+        pair.compute_ns, bed_root=str(pair.compute_dir / "root"), bed_mgmt_ip=pair.ip("mgmt"),
+        bed_storage_ip=pair.ip("storage"), xenserver_vm_uuid=pair.vm_uuid, xenserver_url=SIM_URL,
+        xenserver_username=scenarios[pair.index]["credentials"]["username"],
+        xenserver_password=scenarios[pair.index]["credentials"]["password"],
+    ) for pair in pairs}
+    dom0 = {pair.dom0: host(pair.dom0_ns, bed_root=str(pair.dom0_dir / "root")) for pair in pairs}
+    controller = {"controller-1": host(CONTROLLER, bed_mgmt_ip=NETWORKS["mgmt"][0] + ".2",
+                                       bed_storage_ip=NETWORKS["storage"][0] + ".2")}
+    return {"all": {
+        "vars": {"ansible_connection": "netns", "ansible_python_interpreter": state.data["python"],
+                 "bed_mgmt_cidr": NETWORKS["mgmt"][0] + ".0/24", "bed_storage_cidr": NETWORKS["storage"][0] + ".0/24"},
+        "children": {"compute": {"hosts": compute}, "controller": {"hosts": controller}, "dom0": {"hosts": dom0}},
+    }}
+
+
+def claim(state: State, args: argparse.Namespace) -> None:
+    """Record what this bed is, or check that the recorded bed is the one asked for."""
+    wanted = {"pairs": args.pairs, "scenario": str(scenario_path(args.scenario)), "python": args.python,
+              "himn_lease": not args.no_himn_lease}
+    recorded = {key: state.data.get(key) for key in wanted}
+    if state.exists and recorded != wanted:
+        raise BedError("%s records another bed (%s); run `down` first"
+                       % (state.path, ", ".join("%s=%s" % item for item in recorded.items())))
+    state.data.update(wanted)
+    state.save()
+
+
+def up(args: argparse.Namespace) -> int:
+    require_root()
+    state = State(args.state_dir)
+    claim(state, args)
+    inventory_path = args.state_dir / "inventory.yml"
+    if state.is_up():
+        print("bed: already up (pairs: %d, inventory: %s)" % (args.pairs, inventory_path))
+        return 0
+    pairs = pairs_of(state)
+    scenarios = host_scenarios(state.data["scenario"], pairs)
+    create_namespaces(state, namespaces(pairs))
+    give_files(state, pairs)
+    wire(pairs, scenarios)
+    for pair in pairs:
+        (pair.dom0_dir / "scenario.yml").write_text(yaml.safe_dump(scenarios[pair.index], sort_keys=False))
+        start_dhcp(state, pair, scenarios[pair.index])
+        start_simulator(state, pair, args.python)
+    deadline = time.monotonic() + HEALTH_TIMEOUT
+    for pair in pairs:
+        wait_for_simulator(state, pair, deadline)
+    for pair in pairs:
+        if state.data["himn_lease"] and himn_vif(scenarios[pair.index]):
+            lease_himn(pair)
+    inventory_path.write_text(yaml.safe_dump(inventory(state, pairs, scenarios), sort_keys=False))
+    state.data["complete"] = True
+    state.save()
+    print("bed: up (pairs: %d, inventory: %s)" % (args.pairs, inventory_path))
+    return 0
+
+
+# --- down ----------------------------------------------------------------------------------------------------
+
+
+def remove_etc(path: Path) -> None:
+    """Remove a symlink, or a directory if it is empty; report (not fail on) a directory someone filled."""
+    try:
+        path.unlink() if path.is_symlink() else path.rmdir()
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        print("bed: left %s in place: %s" % (path, exc.strerror), file=sys.stderr)
+
+
+def clear_host_dir(directory: Path) -> None:
+    """Remove a host's files and runtime files, and the directory unless logs are left for the post-mortem."""
+    for entry in directory.glob("*"):
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        elif entry.suffix != ".log":
+            entry.unlink()
+    if directory.is_dir() and not any(directory.iterdir()):
+        directory.rmdir()
+
+
+def down(args: argparse.Namespace) -> int:
+    require_root()
+    state = State(args.state_dir)
+    if not state.exists:
+        print("bed: nothing to take down (no %s)" % state.path)
+        return 0
+    processes = state.data["processes"]
+    terminate({pid for label, (pid, _) in processes.items() if state.process_alive(label)})
+    for ns in filter(netns_exists, state.data["namespaces"]):
+        terminate({int(pid) for pid in run("ip", "netns", "pids", ns).stdout.split()})
+        run("ip", "netns", "delete", ns)
+    for path in reversed(state.data["etc"]):
+        remove_etc(Path(path))
+    for pair in pairs_of(state):
+        clear_host_dir(pair.dom0_dir)
+        clear_host_dir(pair.compute_dir)
+    (args.state_dir / "inventory.yml").unlink(missing_ok=True)
+    state.path.unlink()
+    state.path.with_suffix(".tmp").unlink(missing_ok=True)  # from an up killed while saving
+    print("bed: down")
+    return 0
+
+
+# --- status, inventory, main -----------------------------------------------------------------------------------
+
+
+def status(args: argparse.Namespace) -> int:
+    state = State(args.state_dir)
+    report = {"up": state.is_up(), "state_dir": str(args.state_dir)}
+    if state.exists:
+        report.update(
+            complete=state.data["complete"], pairs=state.data["pairs"], scenario=state.data["scenario"],
+            inventory=str(args.state_dir / "inventory.yml"),
+            namespaces={ns: netns_exists(ns) for ns in state.data["namespaces"]},
+            processes={label: {"pid": pid, "alive": state.process_alive(label)}
+                       for label, (pid, _) in state.data["processes"].items()},
+        )
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def show_inventory(args: argparse.Namespace) -> int:
+    if not State(args.state_dir).data["complete"]:
+        raise BedError("the bed in %s is not up" % args.state_dir)
+    print(args.state_dir / "inventory.yml")
+    return 0
+
+
+COMMANDS = {"up": up, "down": down, "status": status, "inventory": show_inventory}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="bed.py", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    up_parser = commands.add_parser("up", help="create the bed, or complete a partly created one")
+    up_parser.add_argument("--pairs", type=int, default=1, choices=range(1, MAX_PAIRS + 1), metavar="N",
+                           help="number of Dom0 + compute VM pairs, 1 to %d (default 1)" % MAX_PAIRS)
+    up_parser.add_argument("--scenario", default="xcpng-8.3",
+                           help="tests/scenarios/NAME.yml or the path of a .yml (default xcpng-8.3)")
+    up_parser.add_argument("--python", default=sys.executable,
+                           help="Python for the simulator, its plugins and Ansible (default: this one)")
+    up_parser.add_argument("--no-himn-lease", action="store_true",
+                           help="leave the compute VMs' HIMN NIC without an address")
+    commands.add_parser("down", help="remove everything the bed made")
+    commands.add_parser("status", help="print JSON of what is up")
+    commands.add_parser("inventory", help="print the path of the generated inventory")
+    for command in commands.choices.values():
+        command.add_argument("--state-dir", type=Path, default=REPO / ".bed",
+                             help="where the bed keeps its state (default <repo>/.bed)")
+    args = parser.parse_args(argv)
+    args.state_dir = args.state_dir.resolve()
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except BedError as exc:
+        print("bed: %s" % exc, file=sys.stderr)
+        return exc.code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
