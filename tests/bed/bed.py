@@ -137,8 +137,11 @@ class State:
         self.dir = directory
         self.path = directory / "state.json"
         self.exists = self.path.exists()
-        self.data = json.loads(self.path.read_text()) if self.exists else {
-            "namespaces": [], "etc": [], "processes": {}, "complete": False}
+        self.data = (
+            json.loads(self.path.read_text())
+            if self.exists
+            else {"namespaces": [], "etc": [], "processes": {}, "complete": False}
+        )
 
     def save(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -161,8 +164,11 @@ class State:
         return started is not None and start_time(pid) == started
 
     def is_up(self) -> bool:
-        return (self.data["complete"] and all(map(netns_exists, self.data["namespaces"]))
-                and all(map(self.process_alive, self.data["processes"])))
+        return (
+            self.data["complete"]
+            and all(map(netns_exists, self.data["namespaces"]))
+            and all(map(self.process_alive, self.data["processes"]))
+        )
 
 
 # --- the hosts -----------------------------------------------------------------------------------------------
@@ -331,8 +337,15 @@ def spawn(state: State, label: str, ns: str, argv: list[str], *, log: Path, env:
     if state.process_alive(label):
         return
     with log.open("w") as out:
-        process = subprocess.Popen(["ip", "netns", "exec", ns, *argv], stdin=subprocess.DEVNULL, stdout=out,
-                                   stderr=subprocess.STDOUT, cwd="/", env=env, start_new_session=True)
+        process = subprocess.Popen(
+            ["ip", "netns", "exec", ns, *argv],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd="/",
+            env=env,
+            start_new_session=True,
+        )
     state.record_process(label, process.pid)
 
 
@@ -340,21 +353,58 @@ def start_dhcp(state: State, pair: Pair, scenario: dict) -> None:
     """dnsmasq as xapi's DHCP server on the HIMN, with the compute VM's reservation from the scenario."""
     vif = himn_vif(scenario)
     reservation = ["--dhcp-host=%s,%s" % (vif["MAC"], vif.get("ip", COMPUTE_HIMN_IP))] if vif else []
-    spawn(state, "dnsmasq-%d" % pair.index, pair.dom0_ns, [
-        "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--user=root", "--port=0", "--no-ping",
-        "--interface=xenapi", "--bind-interfaces", "--dhcp-range=169.254.0.2,169.254.255.254,255.255.0.0",
-        "--dhcp-option=option:router," + DOM0_HIMN_IP, *reservation, "--log-facility=-", "--log-dhcp",
-        "--pid-file=%s" % (pair.dom0_dir / "dnsmasq.pid"), "--dhcp-leasefile=%s" % (pair.dom0_dir / "dnsmasq.leases"),
-    ], log=pair.dom0_dir / "dnsmasq.log")
+    spawn(
+        state,
+        "dnsmasq-%d" % pair.index,
+        pair.dom0_ns,
+        [
+            "dnsmasq",
+            "--keep-in-foreground",
+            "--conf-file=/dev/null",
+            "--user=root",
+            "--port=0",
+            "--no-ping",
+            "--interface=xenapi",
+            "--bind-interfaces",
+            "--dhcp-range=169.254.0.2,169.254.255.254,255.255.0.0",
+            "--dhcp-option=option:router," + DOM0_HIMN_IP,
+            *reservation,
+            "--log-facility=-",
+            "--log-dhcp",
+            "--pid-file=%s" % (pair.dom0_dir / "dnsmasq.pid"),
+            "--dhcp-leasefile=%s" % (pair.dom0_dir / "dnsmasq.leases"),
+        ],
+        log=pair.dom0_dir / "dnsmasq.log",
+    )
 
 
 def start_simulator(state: State, pair: Pair, python: str) -> None:
     pythonpath = os.pathsep.join(filter(None, [str(REPO / "tests"), os.environ.get("PYTHONPATH")]))
-    spawn(state, "xapisim-%d" % pair.index, pair.dom0_ns, [
-        python, "-m", "xapisim", "--scenario", str(pair.dom0_dir / "scenario.yml"), "--host", DOM0_HIMN_IP,
-        "--port", "80", "--root", str(pair.dom0_dir / "root"), "--plugin-python", python, "--netns",
-        "--pid-file", str(pair.dom0_dir / "xapisim.pid"),
-    ], log=pair.dom0_dir / "xapisim.log", env=dict(os.environ, PYTHONPATH=pythonpath))
+    spawn(
+        state,
+        "xapisim-%d" % pair.index,
+        pair.dom0_ns,
+        [
+            python,
+            "-m",
+            "xapisim",
+            "--scenario",
+            str(pair.dom0_dir / "scenario.yml"),
+            "--host",
+            DOM0_HIMN_IP,
+            "--port",
+            "80",
+            "--root",
+            str(pair.dom0_dir / "root"),
+            "--plugin-python",
+            python,
+            "--netns",
+            "--pid-file",
+            str(pair.dom0_dir / "xapisim.pid"),
+        ],
+        log=pair.dom0_dir / "xapisim.log",
+        env=dict(os.environ, PYTHONPATH=pythonpath),
+    )
 
 
 def healthy(ns: str) -> bool:
@@ -369,8 +419,10 @@ def wait_for_simulator(state: State, pair: Pair, deadline: float) -> None:
         if not state.process_alive("xapisim-%d" % pair.index):
             raise BedError("the XAPI simulator in %s exited; %s" % (pair.dom0_ns, tail(log)))
         if time.monotonic() > deadline:
-            raise BedError("the XAPI simulator in %s did not answer %s/_sim/health within %ds; %s"
-                           % (pair.dom0_ns, SIM_URL, HEALTH_TIMEOUT, tail(log)))
+            raise BedError(
+                "the XAPI simulator in %s did not answer %s/_sim/health within %ds; %s"
+                % (pair.dom0_ns, SIM_URL, HEALTH_TIMEOUT, tail(log))
+            )
         time.sleep(0.1)
 
 
@@ -378,41 +430,82 @@ def lease_himn(pair: Pair) -> None:
     """The compute VM's HIMN address by real DHCP; the script assigns it and adds no route."""
     if ip(pair.compute_ns, "-4", "-o", "address", "show", "dev", HIMN_NIC).stdout.strip():
         return
-    result = run("ip", "netns", "exec", pair.compute_ns, "busybox", "udhcpc", "-i", HIMN_NIC, "-n", "-q",
-                 "-t", "5", "-T", "1", "-s", str(UDHCPC_SCRIPT), check=False)
+    result = run(
+        "ip",
+        "netns",
+        "exec",
+        pair.compute_ns,
+        "busybox",
+        "udhcpc",
+        "-i",
+        HIMN_NIC,
+        "-n",
+        "-q",
+        "-t",
+        "5",
+        "-T",
+        "1",
+        "-s",
+        str(UDHCPC_SCRIPT),
+        check=False,
+    )
     if result.returncode:
-        raise BedError("no HIMN lease for %s (udhcpc exited %d); %s"
-                       % (pair.compute_ns, result.returncode, tail(pair.dom0_dir / "dnsmasq.log")))
+        raise BedError(
+            "no HIMN lease for %s (udhcpc exited %d); %s"
+            % (pair.compute_ns, result.returncode, tail(pair.dom0_dir / "dnsmasq.log"))
+        )
 
 
 def inventory(state: State, pairs: list[Pair], scenarios: dict[int, dict]) -> dict:
     def host(ns: str, **hostvars: str) -> dict:
         return dict(ansible_netns_name=ns, **hostvars)
 
-    compute = {pair.compute: host(
-        pair.compute_ns, bed_root=str(pair.compute_dir / "root"), bed_mgmt_ip=pair.ip("mgmt"),
-        bed_storage_ip=pair.ip("storage"), xenserver_vm_uuid=pair.vm_uuid, xenserver_url=SIM_URL,
-        xenserver_username=scenarios[pair.index]["credentials"]["username"],
-        xenserver_password=scenarios[pair.index]["credentials"]["password"],
-    ) for pair in pairs}
+    compute = {
+        pair.compute: host(
+            pair.compute_ns,
+            bed_root=str(pair.compute_dir / "root"),
+            bed_mgmt_ip=pair.ip("mgmt"),
+            bed_storage_ip=pair.ip("storage"),
+            xenserver_vm_uuid=pair.vm_uuid,
+            xenserver_url=SIM_URL,
+            xenserver_username=scenarios[pair.index]["credentials"]["username"],
+            xenserver_password=scenarios[pair.index]["credentials"]["password"],
+        )
+        for pair in pairs
+    }
     dom0 = {pair.dom0: host(pair.dom0_ns, bed_root=str(pair.dom0_dir / "root")) for pair in pairs}
-    controller = {"controller-1": host(CONTROLLER, bed_mgmt_ip=NETWORKS["mgmt"][0] + ".2",
-                                       bed_storage_ip=NETWORKS["storage"][0] + ".2")}
-    return {"all": {
-        "vars": {"ansible_connection": "netns", "ansible_python_interpreter": state.data["python"],
-                 "bed_mgmt_cidr": NETWORKS["mgmt"][0] + ".0/24", "bed_storage_cidr": NETWORKS["storage"][0] + ".0/24"},
-        "children": {"compute": {"hosts": compute}, "controller": {"hosts": controller}, "dom0": {"hosts": dom0}},
-    }}
+    controller = {
+        "controller-1": host(
+            CONTROLLER, bed_mgmt_ip=NETWORKS["mgmt"][0] + ".2", bed_storage_ip=NETWORKS["storage"][0] + ".2"
+        )
+    }
+    return {
+        "all": {
+            "vars": {
+                "ansible_connection": "netns",
+                "ansible_python_interpreter": state.data["python"],
+                "bed_mgmt_cidr": NETWORKS["mgmt"][0] + ".0/24",
+                "bed_storage_cidr": NETWORKS["storage"][0] + ".0/24",
+            },
+            "children": {"compute": {"hosts": compute}, "controller": {"hosts": controller}, "dom0": {"hosts": dom0}},
+        }
+    }
 
 
 def claim(state: State, args: argparse.Namespace) -> None:
     """Record what this bed is, or check that the recorded bed is the one asked for."""
-    wanted = {"pairs": args.pairs, "scenario": str(scenario_path(args.scenario)), "python": args.python,
-              "himn_lease": not args.no_himn_lease}
+    wanted = {
+        "pairs": args.pairs,
+        "scenario": str(scenario_path(args.scenario)),
+        "python": args.python,
+        "himn_lease": not args.no_himn_lease,
+    }
     recorded = {key: state.data.get(key) for key in wanted}
     if state.exists and recorded != wanted:
-        raise BedError("%s records another bed (%s); run `down` first"
-                       % (state.path, ", ".join("%s=%s" % item for item in recorded.items())))
+        raise BedError(
+            "%s records another bed (%s); run `down` first"
+            % (state.path, ", ".join("%s=%s" % item for item in recorded.items()))
+        )
     state.data.update(wanted)
     state.save()
 
@@ -502,11 +595,15 @@ def status(args: argparse.Namespace) -> int:
     report = {"up": state.is_up(), "state_dir": str(args.state_dir)}
     if state.exists:
         report.update(
-            complete=state.data["complete"], pairs=state.data["pairs"], scenario=state.data["scenario"],
+            complete=state.data["complete"],
+            pairs=state.data["pairs"],
+            scenario=state.data["scenario"],
             inventory=str(args.state_dir / "inventory.yml"),
             namespaces={ns: netns_exists(ns) for ns in state.data["namespaces"]},
-            processes={label: {"pid": pid, "alive": state.process_alive(label)}
-                       for label, (pid, _) in state.data["processes"].items()},
+            processes={
+                label: {"pid": pid, "alive": state.process_alive(label)}
+                for label, (pid, _) in state.data["processes"].items()
+            },
         )
     print(json.dumps(report, indent=2))
     return 0
@@ -526,20 +623,30 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bed.py", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     up_parser = commands.add_parser("up", help="create the bed, or complete a partly created one")
-    up_parser.add_argument("--pairs", type=int, default=1, choices=range(1, MAX_PAIRS + 1), metavar="N",
-                           help="number of Dom0 + compute VM pairs, 1 to %d (default 1)" % MAX_PAIRS)
-    up_parser.add_argument("--scenario", default="xcpng-8.3",
-                           help="tests/scenarios/NAME.yml or the path of a .yml (default xcpng-8.3)")
-    up_parser.add_argument("--python", default=sys.executable,
-                           help="Python for the simulator, its plugins and Ansible (default: this one)")
-    up_parser.add_argument("--no-himn-lease", action="store_true",
-                           help="leave the compute VMs' HIMN NIC without an address")
+    up_parser.add_argument(
+        "--pairs",
+        type=int,
+        default=1,
+        choices=range(1, MAX_PAIRS + 1),
+        metavar="N",
+        help="number of Dom0 + compute VM pairs, 1 to %d (default 1)" % MAX_PAIRS,
+    )
+    up_parser.add_argument(
+        "--scenario", default="xcpng-8.3", help="tests/scenarios/NAME.yml or the path of a .yml (default xcpng-8.3)"
+    )
+    up_parser.add_argument(
+        "--python", default=sys.executable, help="Python for the simulator, its plugins and Ansible (default: this one)"
+    )
+    up_parser.add_argument(
+        "--no-himn-lease", action="store_true", help="leave the compute VMs' HIMN NIC without an address"
+    )
     commands.add_parser("down", help="remove everything the bed made")
     commands.add_parser("status", help="print JSON of what is up")
     commands.add_parser("inventory", help="print the path of the generated inventory")
     for command in commands.choices.values():
-        command.add_argument("--state-dir", type=Path, default=REPO / ".bed",
-                             help="where the bed keeps its state (default <repo>/.bed)")
+        command.add_argument(
+            "--state-dir", type=Path, default=REPO / ".bed", help="where the bed keeps its state (default <repo>/.bed)"
+        )
     args = parser.parse_args(argv)
     args.state_dir = args.state_dir.resolve()
     return args

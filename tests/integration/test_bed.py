@@ -39,8 +39,13 @@ pytestmark = pytest.mark.root  # tests/conftest.py skips these for a non-root de
 
 
 def bed(*args: str, state_dir: Path, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run([PYTHON, str(BED), *args, "--state-dir", str(state_dir)],
-                            capture_output=True, text=True, check=False, timeout=60)
+    result = subprocess.run(
+        [PYTHON, str(BED), *args, "--state-dir", str(state_dir)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
     if check:
         assert result.returncode == 0, result.stderr
     return result
@@ -140,24 +145,38 @@ class TestTwoPairs:
     def test_compute_reaches_simulator_over_himn(self) -> None:
         assert in_netns("xs-compute-1", PYTHON, "-c", HTTP_GET, HEALTH).stdout.strip() == "ok"
 
-    @pytest.mark.parametrize(("source", "target"), [
-        ("xs-compute-1", "198.18.1.2"), ("xs-compute-1", "198.18.2.2"),
-        ("xs-ctl", "198.18.1.11"), ("xs-ctl", "198.18.2.11"), ("xs-ctl", "198.18.1.12"),
-    ])
+    @pytest.mark.parametrize(
+        ("source", "target"),
+        [
+            ("xs-compute-1", "198.18.1.2"),
+            ("xs-compute-1", "198.18.2.2"),
+            ("xs-ctl", "198.18.1.11"),
+            ("xs-ctl", "198.18.2.11"),
+            ("xs-ctl", "198.18.1.12"),
+        ],
+    )
     def test_mgmt_and_storage_connect_compute_and_controller(self, source: str, target: str) -> None:
         result = in_netns(source, "busybox", "ping", "-c", "1", "-W", "2", target)
         assert result.returncode == 0, result.stdout + result.stderr
 
     def test_dom0_has_no_route_to_the_controller_yet(self) -> None:
-        result = subprocess.run(["ip", "-n", "xs-dom0-1", "route", "get", "198.18.1.2"],
-                                capture_output=True, text=True, check=False)
+        result = subprocess.run(
+            ["ip", "-n", "xs-dom0-1", "route", "get", "198.18.1.2"], capture_output=True, text=True, check=False
+        )
         assert result.returncode != 0
         assert "unreachable" in result.stderr
 
     def test_simulator_knows_the_bed_macs(self, inventory: dict) -> None:
         compute = inventory["all"]["children"]["compute"]["hosts"]["compute-1"]
-        macs = in_netns("xs-compute-1", PYTHON, "-c", VM_MACS, compute["xenserver_vm_uuid"],
-                        compute["xenserver_username"], compute["xenserver_password"])
+        macs = in_netns(
+            "xs-compute-1",
+            PYTHON,
+            "-c",
+            VM_MACS,
+            compute["xenserver_vm_uuid"],
+            compute["xenserver_username"],
+            compute["xenserver_password"],
+        )
         nics = {link["ifname"]: link["address"] for link in ip_json("xs-compute-1", "link", "show")}
         assert macs.stdout.split() == sorted(nics[nic] for nic in ("eth0", "eth1", "eth2")), macs.stderr
 
@@ -174,8 +193,13 @@ class TestTwoPairs:
 
     def test_ansible_files_land_in_the_hosts_own_etc(self, state_dir: Path, inventory: dict, tmp_path: Path) -> None:
         ansible(state_dir, "compute-1", "ansible.builtin.copy", "content=bed dest=/etc/nova/bed.conf", cwd=tmp_path)
-        ansible(state_dir, "compute-1", "ansible.builtin.fetch", "src=/etc/nova/bed.conf dest=%s/ flat=true" % tmp_path,
-                cwd=tmp_path)
+        ansible(
+            state_dir,
+            "compute-1",
+            "ansible.builtin.fetch",
+            "src=/etc/nova/bed.conf dest=%s/ flat=true" % tmp_path,
+            cwd=tmp_path,
+        )
         root = Path(inventory["all"]["children"]["compute"]["hosts"]["compute-1"]["bed_root"])
         assert (root / "etc" / "nova" / "bed.conf").read_text() == "bed"
         assert (tmp_path / "bed.conf").read_text() == "bed"
@@ -194,8 +218,9 @@ def test_down_removes_everything(tmp_path: Path, etc_before: set[str]) -> None:
 
 
 def kill_up_after_first_namespace(state_dir: Path) -> None:
-    up = subprocess.Popen([PYTHON, str(BED), "up", "--state-dir", str(state_dir)],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    up = subprocess.Popen(
+        [PYTHON, str(BED), "up", "--state-dir", str(state_dir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 20
     while not bed_namespaces() and up.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)
@@ -218,25 +243,40 @@ def test_up_completes_a_crashed_up(tmp_path: Path, etc_before: set[str]) -> None
         assert "bed: up" in bed("up", state_dir=tmp_path).stdout
         status = json.loads(bed("status", state_dir=tmp_path).stdout)
         assert status["up"]
-        assert sorted(status["namespaces"]) == sorted(bed_namespaces()) == [
-            "xs-compute-1", "xs-ctl", "xs-dom0-1", "xs-sw"]
+        assert (
+            sorted(status["namespaces"]) == sorted(bed_namespaces()) == ["xs-compute-1", "xs-ctl", "xs-dom0-1", "xs-sw"]
+        )
         pids = recorded_pids(tmp_path)
     finally:
         bed("down", state_dir=tmp_path)
     assert_clean(tmp_path, etc_before, pids)
 
 
-@pytest.mark.parametrize("setpriv", [
-    # nobody, keeping only the right to read the interpreter wherever it is installed
-    ["--reuid=65534", "--regid=65534", "--clear-groups",
-     "--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search"],
-    # root without CAP_SYS_ADMIN: `ip netns add` is refused
-    ["--bounding-set=-sys_admin", "--inh-caps=-sys_admin"],
-], ids=["not-root", "no-netns"])
+@pytest.mark.parametrize(
+    "setpriv",
+    [
+        # nobody, keeping only the right to read the interpreter wherever it is installed
+        [
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=+dac_read_search",
+            "--ambient-caps=+dac_read_search",
+        ],
+        # root without CAP_SYS_ADMIN: `ip netns add` is refused
+        ["--bounding-set=-sys_admin", "--inh-caps=-sys_admin"],
+    ],
+    ids=["not-root", "no-netns"],
+)
 def test_without_namespaces_it_stops_with_one_line(tmp_path: Path, etc_before: set[str], setpriv: list[str]) -> None:
     try:
-        result = subprocess.run(["setpriv", *setpriv, PYTHON, str(BED), "up", "--state-dir", str(tmp_path)],
-                                capture_output=True, text=True, check=False, timeout=60)
+        result = subprocess.run(
+            ["setpriv", *setpriv, PYTHON, str(BED), "up", "--state-dir", str(tmp_path)],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
     finally:
         bed("down", state_dir=tmp_path)
     assert result.returncode == 2

@@ -80,8 +80,10 @@ class Connection(LocalConnection):
     def _transfer(self, argv: list[str], **streams: object) -> None:
         result = subprocess.run([*self._netns_exec(), *argv], stderr=subprocess.PIPE, check=False, **streams)
         if result.returncode:
-            raise AnsibleError("%s in network namespace %s failed: %s"
-                               % (shlex.join(argv), self.get_option("netns_name"), to_text(result.stderr).strip()))
+            raise AnsibleError(
+                "%s in network namespace %s failed: %s"
+                % (shlex.join(argv), self.get_option("netns_name"), to_text(result.stderr).strip())
+            )
 
     @ensure_connect
     def put_file(self, in_path: str, out_path: str) -> None:

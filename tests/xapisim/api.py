@@ -1,0 +1,527 @@
+"""XAPI semantics on top of the object store: seeding from a scenario, dispatch (sessions, pool-member
+forwarding, Async tasks, argument counts), class-specific messages, host.call_plugin and pool_update."""
+
+import collections
+import contextlib
+import inspect
+import ipaddress
+import itertools
+import os
+import random
+import subprocess
+import threading
+import uuid
+import xmlrpc.client
+from xml.sax.saxutils import escape
+
+from .db import DB, FIELDS, NULL, Failure, new_ref, now
+from .updates import read_update_from_vdi
+
+DOM0LIB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "dom0lib")
+NAMESPACE = uuid.UUID("6f0c3a52-7d1e-4a57-9a35-3f1b2a6c9e10")
+PRECHECK_PARAMS = {
+    "wrong_server_version": ["installed", "required"],
+    "prerequisite_missing": ["prerequisite"],
+    "conflict_present": ["conflict"],
+    "gpgkey_not_imported": [],
+    "out_of_space": ["0", "1"],
+    "unknown_error": ["simulated precheck failure"],
+}
+MESSAGES = {}  # "Class.method" -> (function, least and most wire arguments, login message?)
+
+
+def message(name, login=False):
+    """Register a class-specific message; its Python signature (after ``api``) gives the wire arguments."""
+
+    def register(fn):
+        params = list(inspect.signature(fn).parameters.values())[1:]
+        MESSAGES[name] = (fn, sum(p.default is p.empty for p in params), len(params), login)
+        return fn
+
+    return register
+
+
+def xml_value(value):
+    """Encode ``value`` the way xapi stores task results: ``<value>...</value>``."""
+    if isinstance(value, str):
+        return "<value>%s</value>" % escape(value)
+    text = xmlrpc.client.dumps((value,), allow_none=True)
+    return text[text.index("<value>") : text.rindex("</value>") + len("</value>")]
+
+
+def _stable(*parts):
+    return str(uuid.uuid5(NAMESPACE, "/".join(parts)))
+
+
+def _version(text):
+    return tuple(int(p) for p in text.split(".") if p.isdigit())
+
+
+class XAPI:
+    """One simulated xapi (the ``local_host`` of a scenario). All public methods are thread-safe."""
+
+    def __init__(self, scenario, root, plugin_dir, plugin_python, himn_addresses):
+        self.scenario, self.root, self.plugin_dir = scenario, root, plugin_dir
+        self.plugin_python, self.himn_addresses = plugin_python, tuple(himn_addresses)
+        self.behaviour = scenario.get("behaviour", {})
+        self.db, self.lock, self.counts = DB(), threading.RLock(), collections.Counter()
+        self.expire_after, self.always_expire, self.via_himn = None, False, False
+        self.payloads = {}  # pool_update ref -> {plugin file name: bytes}, installed by apply
+        self.refs = self._seed(scenario)
+        self.master = self.refs["hosts"][scenario["pool"]["master"]]
+        self.local_host = self.refs["hosts"][scenario.get("local_host") or scenario["pool"]["master"]]
+        platform = self.db.raw("host", self.local_host)["software_version"].get("platform_version", "0")
+        self.has_pool_update = _version(platform) >= (2, 2, 0)
+
+    # -- seeding -----------------------------------------------------------------------------------
+    def _seed(self, sc):
+        db, refs = self.db, {kind: {} for kind in ("hosts", "srs", "networks", "vms")}
+
+        def pick(cls, spec, **extra):
+            """The keys of a scenario ``spec`` that are fields of ``cls``, overridden by ``extra``."""
+            return dict({k: v for k, v in spec.items() if k in FIELDS[cls]}, **extra)
+
+        def add(cls, kind, name, spec, defaults, **resolved):
+            """Create a named scenario object (stable uuid and ref); ``resolved`` replaces scenario names by refs."""
+            uid = spec.get("uuid") or _stable(kind, name)
+            fields = dict(defaults, **pick(cls, spec, uuid=uid, **resolved))
+            refs[kind][name] = db.create(cls, "OpaqueRef:" + _stable("ref", uid), **fields)
+            return refs[kind][name]
+
+        master = sc["pool"]["master"]
+        for name, spec in sc["hosts"].items():
+            host = add("host", "hosts", name, spec, {"name_label": name, "hostname": spec.get("name_label", name)})
+            label = "Control domain on host: %s" % db.raw("host", host)["hostname"]
+            db.raw("host", host)["control_domain"] = db.create(
+                "VM",
+                name_label=label,
+                uuid=_stable("dom0", name),
+                is_control_domain=True,
+                power_state="Running",
+                domid="0",
+                resident_on=host,
+                domain_type="pv",
+            )
+        for name, spec in sc.get("srs", {}).items():
+            sr = add("SR", "srs", name, spec, {"name_label": name, "physical_size": "500000000000"})
+            for host in refs["hosts"].values() if spec.get("shared") else [refs["hosts"][spec.get("host") or master]]:
+                db.create("PBD", host=host, SR=sr)
+        for name, spec in sc["networks"].items():
+            net = add("network", "networks", name, spec, {"name_label": name})
+            for pif in spec.get("pifs", []):
+                host, mode = refs["hosts"][pif["host"]], "Static" if pif.get("IP") else "None"
+                db.create("PIF", **pick("PIF", pif, host=host, network=net, ip_configuration_mode=mode))
+        for n, (name, spec) in enumerate(sc.get("vms", {}).items(), start=1):
+            running = spec.get("power_state", "Running") == "Running"
+            defaults = {"name_label": name, "power_state": "Running", "domid": str(n) if running else "-1"}
+            resident = refs["hosts"].get(spec.get("resident_on") or (running and master), NULL)
+            vm = add("VM", "vms", name, spec, defaults, resident_on=resident)
+            for vif in spec.get("vifs", []):
+                net, mac = refs["networks"][vif["network"]], vif.get("MAC") or self._random_mac()
+                self._lease(db.create("VIF", **pick("VIF", vif, VM=vm, network=net, MAC=mac)), vif.get("ip"))
+        default_sr = refs["srs"].get(sc["pool"].get("default_sr"), NULL)
+        db.create("pool", **pick("pool", sc["pool"], master=refs["hosts"][master], default_SR=default_sr))
+        for spec in sc.get("updates", []):
+            hosts = [refs["hosts"][h] for h in spec.get("applied_on", [])]
+            db.create("pool_update", **pick("pool_update", spec, hosts=hosts))
+        for spec in sc.get("patches", []):
+            hosts = [refs["hosts"][h] for h in spec.get("applied_on", [])]
+            everywhere = set(hosts) == set(refs["hosts"].values())
+            patch = db.create("pool_patch", **pick("pool_patch", spec, pool_applied=everywhere))
+            for host in hosts:
+                fields = pick("host_patch", spec, uuid="", host=host, pool_patch=patch, timestamp_applied=now())
+                db.create("host_patch", **fields)
+        return refs
+
+    @staticmethod
+    def _random_mac():
+        return ":".join(["02"] + ["%02x" % random.randrange(256) for _ in range(5)])
+
+    def _lease(self, vif, ip=None):
+        """Give a VIF on the HIMN a DHCP lease (``network.assigned_ips``), as xapi's udhcpd does."""
+        net = self.db.raw("network", self.db.raw("VIF", vif)["network"])
+        cfg = net["other_config"]
+        if cfg.get("is_host_internal_management_network") != "true":
+            return
+        if ip is None:  # the first free address after ip_begin (Dom0's own address on the HIMN)
+            taken, begin = set(net["assigned_ips"].values()), ipaddress.IPv4Address(cfg.get("ip_begin", "169.254.0.1"))
+            ip = next(str(begin + i) for i in itertools.count(1) if str(begin + i) not in taken)
+        net["assigned_ips"][vif] = ip
+
+    # -- dispatch ----------------------------------------------------------------------------------
+    def call(self, method, params, local_addr):
+        """Run one XML-RPC call that arrived on the server address ``local_addr``; Failure on error."""
+        with self.lock:
+            self.count(method)
+            if self.expire_after is not None:
+                self.expire_after -= 1
+                if self.expire_after < 0:
+                    self.expire_after = None
+                    self.expire_sessions()
+            self.via_himn = local_addr in self.himn_addresses
+            is_async = method.startswith("Async.")
+            fn, least, most, login = self._lookup(method[len("Async.") :] if is_async else method, method)
+            if not least <= len(params) <= most:
+                raise Failure("MESSAGE_PARAMETER_COUNT_MISMATCH", method, most, len(params))
+            if not login:
+                self.check_session(params[0])
+            if not is_async:
+                return fn(self, *params)
+            task = self.db.create("task", name_label=method, created=now())
+            try:
+                self._finish(task, fn(self, *params))
+            except Failure as exc:
+                self._finish(task, error=exc.details)
+            return task
+
+    def _lookup(self, name, method):
+        """``(function(api, *params), least, most wire arguments, login?)``; pool_update needs platform 2.2.0."""
+        cls, _, op = name.partition(".")
+        generic = None
+        if cls in FIELDS and (cls != "pool_update" or self.has_pool_update):
+            if name in MESSAGES:
+                return MESSAGES[name]
+            generic = self.db.generic(cls, op)
+        if generic is None:
+            raise Failure("MESSAGE_METHOD_UNKNOWN", method)
+        fn, nargs = generic
+        return (lambda api, session, *args: fn(*args)), nargs + 1, nargs + 1, False
+
+    def count(self, name):
+        with self.lock:
+            self.counts[name] += 1
+
+    def check_session(self, ref):
+        if not isinstance(ref, str) or ref not in self.db.tables["session"]:
+            raise Failure("SESSION_INVALID", ref)
+
+    def _finish(self, task, value=None, error=None):
+        rec = self.db.raw("task", task)
+        rec.update(
+            status="failure" if error else "success",
+            finished=now(),
+            progress=1.0,
+            result="" if error else xml_value(value),
+            error_info=error or [],
+        )
+
+    @contextlib.contextmanager
+    def _unlocked(self):
+        """Let other requests run while this one waits (the plugin may call back into the simulator)."""
+        self.lock.release()
+        try:
+            yield
+        finally:
+            self.lock.acquire()
+
+    # -- test controls -----------------------------------------------------------------------------
+    def expire_sessions(self):
+        with self.lock:
+            self.db.tables["session"].clear()
+
+    def state(self):
+        with self.lock:
+            vdis = [
+                dict({k: v[k] for k in ("uuid", "name_label", "virtual_size")}, SR=self.db.raw("SR", v["SR"])["uuid"])
+                for v in self.db.tables["VDI"].values()
+            ]
+            updates = [
+                dict(
+                    {k: u[k] for k in ("uuid", "name_label", "version")},
+                    hosts=[self.db.raw("host", h)["name_label"] for h in u["hosts"]],
+                )
+                for u in self.db.tables["pool_update"].values()
+            ]
+            return {"vdis": vdis, "updates": updates, "sessions": len(self.db.tables["session"])}
+
+    def vdi_path(self, vdi):
+        return os.path.join(self.root, "var", "xapisim", "vdi", self.db.raw("VDI", vdi)["uuid"])
+
+    # -- /import_raw_vdi ---------------------------------------------------------------------------
+    def begin_import(self, query):
+        """Check an upload's query (session_id, task_id, sr_id or vdi, format); return ``(vdi ref, file path,
+        created, task ref)``. With ``sr_id`` a new VDI is made. A Failure also fails the task."""
+        with self.lock:
+            self.check_session(query.get("session_id"))
+            task, vdi, sr = query.get("task_id"), query.get("vdi"), query.get("sr_id")
+            if task:
+                self.db.raw("task", task)
+            try:
+                if query.get("format", "raw") != "raw":
+                    raise Failure("INVALID_VALUE", "format", query["format"])
+                if vdi:
+                    self.db.raw("VDI", vdi)
+                else:
+                    self.db.raw("SR", sr)
+                    vdi = self.db.create("VDI", SR=sr, name_label="imported VDI", sm_config={"type": "raw"})
+                    self.db.raw("VDI", vdi)["location"] = self.db.raw("VDI", vdi)["uuid"]
+            except Failure as exc:
+                if task:
+                    self._finish(task, error=exc.details)
+                raise
+            path = self.vdi_path(vdi)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            return vdi, path, not query.get("vdi"), task
+
+    def end_import(self, vdi, task, created, size, error=None):
+        """Record the outcome of an upload: size the VDI and complete the task, or undo everything."""
+        with self.lock:
+            if error and created:
+                self._destroy_vdi(vdi)
+            elif not error:
+                self.db.raw("VDI", vdi).update(virtual_size=str(size), physical_utilisation=str(size))
+            if task:
+                self._finish(task, vdi, ["VDI_IO_ERROR", error] if error else None)
+
+    def _destroy_vdi(self, vdi):
+        path = self.vdi_path(vdi)
+        if os.path.exists(path):
+            os.unlink(path)
+        self.db.destroy("VDI", vdi)
+
+
+# -- session -------------------------------------------------------------------------------------
+def _login(api, uname, pwd, this_host, originator):
+    creds = api.scenario["credentials"]
+    if (uname, pwd) != (creds["username"], creds["password"]):
+        raise Failure("SESSION_AUTHENTICATION_FAILED", uname, "Authentication failure")
+    ref = new_ref()
+    if not api.always_expire:
+        api.db.create(
+            "session", ref, this_host=this_host, last_active=now(), auth_user_name=uname, originator=originator
+        )
+    return ref
+
+
+@message("session.login_with_password", login=True)
+def login_with_password(api, uname, pwd, version="", originator=""):
+    if api.local_host != api.master and not api.via_himn:
+        raise Failure("HOST_IS_SLAVE", api.db.raw("host", api.master)["address"])
+    return _login(api, uname, pwd, api.master, originator)
+
+
+@message("session.slave_local_login_with_password", login=True)
+def slave_local_login_with_password(api, uname, pwd):
+    return _login(api, uname, pwd, api.local_host, "")
+
+
+@message("session.logout")
+def logout(api, session):
+    api.db.destroy("session", session)
+    return ""
+
+
+MESSAGES["session.local_logout"] = MESSAGES["session.logout"]
+
+
+@message("session.get_this_host")
+def get_this_host(api, session, ref):
+    return api.db.raw("session", ref)["this_host"]
+
+
+# -- host.call_plugin ----------------------------------------------------------------------------
+@message("host.call_plugin")
+def call_plugin(api, session, host, plugin, fn, args):  # noqa: PLR0917 (the wire signature)
+    """Run ``<plugin_dir>/<plugin>`` the way xapi does and decode its methodResponse."""
+    api.db.raw("host", host)
+    if not (isinstance(args, dict) and all(isinstance(v, str) for v in args.values())):
+        raise Failure("FIELD_TYPE_ERROR", "args")
+    path = os.path.join(api.plugin_dir, plugin)
+    if "/" in plugin or not os.path.isfile(path):
+        raise Failure("XENAPI_MISSING_PLUGIN", plugin)
+    argv = [api.plugin_python, path, xmlrpc.client.dumps((session, args), methodname=fn, allow_none=True)]
+    env = dict(os.environ, PYTHONPATH=DOM0LIB, XAPISIM_ROOT=api.root)
+    with api._unlocked():
+        try:
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env, check=False)
+        except subprocess.TimeoutExpired:
+            raise Failure("XENAPI_PLUGIN_FAILURE", "timeout", "", "plugin ran for more than 60 s") from None
+    if proc.returncode != 0:
+        raise Failure("XENAPI_PLUGIN_FAILURE", "non-zero exit", proc.stdout, proc.stderr)
+    try:
+        (result,), _ = xmlrpc.client.loads(proc.stdout)
+        status = result["Status"]
+    except Exception:
+        raise Failure("XENAPI_PLUGIN_FAILURE", "failed to parse plugin output", proc.stdout, proc.stderr) from None
+    if status == "Success" and isinstance(result.get("Value"), str):
+        return result["Value"]
+    if status == "Failure" and result.get("ErrorDescription"):
+        raise Failure(*result["ErrorDescription"])
+    raise Failure("XENAPI_PLUGIN_FAILURE", "unexpected XMLRPC result", proc.stdout, proc.stderr)
+
+
+# -- VIF / network / VDI -------------------------------------------------------------------------
+@message("VIF.create")
+def vif_create(api, session, args):
+    for field in ("device", "network", "VM"):
+        if not isinstance(args.get(field), str):
+            raise Failure("FIELD_TYPE_ERROR", field)
+    api.db.raw("VM", args["VM"])
+    api.db.raw("network", args["network"])
+    if api.db.find("VIF", VM=args["VM"], device=args["device"]):
+        raise Failure("DEVICE_ALREADY_EXISTS", args["device"])
+    fields = {k: v for k, v in args.items() if k in FIELDS["VIF"] and k not in ("uuid", "currently_attached")}
+    fields.update(MAC=args.get("MAC") or api._random_mac(), MAC_autogenerated=not args.get("MAC"))
+    ref = api.db.create("VIF", **fields)
+    api._lease(ref)
+    return ref
+
+
+@message("VIF.plug")
+def vif_plug(api, session, vif):
+    rec = api.db.raw("VIF", vif)
+    power = api.db.raw("VM", rec["VM"])["power_state"]
+    if power != "Running":
+        raise Failure("VM_BAD_POWER_STATE", rec["VM"], "running", power.lower())
+    if rec["currently_attached"]:
+        raise Failure("DEVICE_ALREADY_ATTACHED", vif)
+    rec["currently_attached"] = True
+    return ""
+
+
+@message("VIF.unplug")
+def vif_unplug(api, session, vif):
+    rec = api.db.raw("VIF", vif)
+    if not rec["currently_attached"]:
+        raise Failure("DEVICE_ALREADY_DETACHED", vif)
+    rec["currently_attached"] = False
+    return ""
+
+
+@message("VIF.destroy")
+def vif_destroy(api, session, vif):
+    rec = api.db.raw("VIF", vif)
+    if rec["currently_attached"] and api.db.raw("VM", rec["VM"])["power_state"] == "Running":
+        raise Failure("OPERATION_NOT_ALLOWED", "VIF currently attached to a running VM")
+    api.db.raw("network", rec["network"])["assigned_ips"].pop(vif, None)
+    api.db.destroy("VIF", vif)
+    return ""
+
+
+@message("network.destroy")
+def network_destroy(api, session, net):
+    rec = api.db.record("network", net)
+    if rec["other_config"].get("is_host_internal_management_network") == "true":
+        raise Failure("CANNOT_DESTROY_SYSTEM_NETWORK", net)
+    if rec["VIFs"] or rec["PIFs"]:
+        raise Failure("NETWORK_CONTAINS_VIF" if rec["VIFs"] else "NETWORK_CONTAINS_PIF", *(rec["VIFs"] or rec["PIFs"]))
+    api.db.destroy("network", net)
+    return ""
+
+
+@message("VDI.create")
+def vdi_create(api, session, args):
+    api.db.raw("SR", args.get("SR"))
+    ref = api.db.create("VDI", **{k: v for k, v in args.items() if k in FIELDS["VDI"] and k != "uuid"})
+    api.db.raw("VDI", ref)["location"] = api.db.raw("VDI", ref)["uuid"]
+    return ref
+
+
+@message("VDI.destroy")
+def vdi_destroy(api, session, vdi):
+    api._destroy_vdi(vdi)
+    return ""
+
+
+@message("SR.scan")
+def sr_scan(api, session, sr):
+    api.db.raw("SR", sr)
+    return ""
+
+
+# -- task ----------------------------------------------------------------------------------------
+@message("task.create")
+def task_create(api, session, label, description):
+    return api.db.create("task", name_label=label, name_description=description, created=now())
+
+
+@message("task.destroy")
+def task_destroy(api, session, task):
+    api.db.destroy("task", task)
+    return ""
+
+
+@message("task.cancel")
+def task_cancel(api, session, task):
+    rec = api.db.raw("task", task)
+    if rec["status"] == "pending":
+        rec.update(status="cancelled", error_info=["TASK_CANCELLED", task], finished=now())
+    return ""
+
+
+# -- pool_update ---------------------------------------------------------------------------------
+@message("pool_update.introduce")
+def update_introduce(api, session, vdi):
+    api.db.raw("VDI", vdi)
+    if api.behaviour.get("update_signature") == "invalid":
+        raise Failure("INVALID_UPDATE", "Invalid signature")
+    try:
+        info = read_update_from_vdi(api.vdi_path(vdi))
+    except ValueError as exc:
+        raise Failure("INVALID_UPDATE", str(exc)) from None
+    uid = info["uuid"] or _stable("update", info["name_label"], info["version"])
+    if api.db.find("pool_update", uuid=uid):
+        raise Failure("UPDATE_ALREADY_EXISTS", uid)
+    ref = api.db.create(
+        "pool_update",
+        uuid=uid,
+        vdi=vdi,
+        **{k: v for k, v in info.items() if k in FIELDS["pool_update"] and k != "uuid"},
+    )
+    api.payloads[ref] = info["plugins"]
+    return ref
+
+
+@message("pool_update.precheck")
+def update_precheck(api, session, update, host):
+    rec = api.db.raw("pool_update", update)
+    api.db.raw("host", host)
+    if host in rec["hosts"]:
+        raise Failure("UPDATE_ALREADY_APPLIED", update)
+    mode = api.behaviour.get("precheck", "ok")
+    if mode != "ok":
+        raise Failure("UPDATE_PRECHECK_FAILED_" + mode.upper(), update, *PRECHECK_PARAMS[mode])
+    return "ok"
+
+
+@message("pool_update.apply")
+def update_apply(api, session, update, host):
+    """Apply on ``host``; the update's plugins are installed into the (one simulated) plugin directory."""
+    update_precheck(api, session, update, host)
+    api.db.raw("pool_update", update)["hosts"].append(host)
+    for name, data in api.payloads.get(update, {}).items():
+        os.makedirs(api.plugin_dir, exist_ok=True)
+        target = os.path.join(api.plugin_dir, name)
+        with open(target, "wb") as f:
+            f.write(data)
+        os.chmod(target, 0o755)
+    return ""
+
+
+@message("pool_update.pool_apply")
+def update_pool_apply(api, session, update):
+    pending = [h for h in api.db.tables["host"] if h not in api.db.raw("pool_update", update)["hosts"]]
+    if not pending:
+        raise Failure("UPDATE_ALREADY_APPLIED_IN_POOL", update)
+    for host in pending:
+        update_apply(api, session, update, host)
+    return ""
+
+
+@message("pool_update.pool_clean")
+def update_pool_clean(api, session, update):
+    rec = api.db.raw("pool_update", update)
+    if rec["vdi"] in api.db.tables["VDI"]:
+        api._destroy_vdi(rec["vdi"])
+    rec["vdi"] = NULL
+    return ""
+
+
+@message("pool_update.destroy")
+def update_destroy(api, session, update):
+    if api.db.raw("pool_update", update)["hosts"]:
+        raise Failure("UPDATE_IS_APPLIED")
+    update_pool_clean(api, session, update)
+    api.db.destroy("pool_update", update)
+    api.payloads.pop(update, None)
+    return ""

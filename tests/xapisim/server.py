@@ -1,0 +1,337 @@
+"""HTTP front end (XML-RPC on ``/`` and ``/RPC2``, ``PUT /import_raw_vdi``, ``/_sim/*`` controls) and the
+``Simulator`` object that tests and the CLI use."""
+
+import glob
+import json
+import os
+import re
+import shlex
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import xmlrpc.client
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs
+
+from .api import XAPI
+from .db import Failure
+from .scenario import load_scenario
+
+CHUNK = 64 * 1024
+
+
+def _in_own_netns():
+    """True when this process's network namespace is not PID 1's, so that flushing routes or running Dom0
+    boot hooks as is cannot touch the machine's own network."""
+    try:
+        return os.readlink("/proc/self/ns/net") != os.readlink("/proc/1/ns/net")
+    except OSError:
+        return False
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address, sim):
+        self.sim, self.connections = sim, set()
+        super().__init__(address, _Handler)
+
+    def process_request(self, request, client_address):
+        self.connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request):
+        self.connections.discard(request)
+        super().shutdown_request(request)
+
+    def handle_error(self, request, client_address):
+        """Dropped connections and failed TLS handshakes are normal here; anything else is a bug."""
+        if not isinstance(sys.exc_info()[1], OSError):
+            traceback.print_exc()
+        elif self.sim.verbose:
+            sys.stderr.write("xapisim: connection from %s: %s\n" % (client_address[0], sys.exc_info()[1]))
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are separate writes: avoid the 40 ms delayed-ACK stall
+    server_version = "xapisim"
+    timeout = 120
+    note = ""
+
+    def log_request(self, code="-", size="-"):
+        self.log_message('"%s" %s %s', self.requestline, code, self.note)
+
+    def log_message(self, fmt, *args):
+        if self.server.sim.verbose:
+            sys.stderr.write("%s %s\n" % (self.client_address[0], fmt % args))
+
+    def _reply(self, code, body, ctype="text/plain"):
+        data = body.encode() if isinstance(body, str) else body
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _split(self):
+        path, _, query = self.path.partition("?")
+        return path, {k: v[-1] for k, v in parse_qs(query).items()}
+
+    def do_GET(self):
+        path, _ = self._split()
+        sim = self.server.sim
+        if path == "/_sim/health":
+            return self._reply(200, "ok")
+        if path in ("/_sim/counts", "/_sim/state"):
+            data = sim.counts() if path == "/_sim/counts" else sim.state()
+            return self._reply(200, json.dumps(data, sort_keys=True), "application/json")
+        self._reply(404, "not found\n")
+
+    def do_POST(self):
+        path, query = self._split()
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if path.startswith("/_sim/"):
+            return self._control(path, query)
+        if path not in ("/", "/RPC2"):
+            return self._reply(404, "not found\n")
+        try:
+            params, method = xmlrpc.client.loads(body)
+        except Exception as exc:
+            return self._reply(400, "bad XML-RPC request: %s\n" % exc)
+        try:
+            result = {"Status": "Success", "Value": self.server.sim.api.call(method, params, self._local_address())}
+        except Failure as exc:
+            result = {"Status": "Failure", "ErrorDescription": exc.details}
+        except Exception as exc:  # a simulator bug: answer like xapi does rather than dropping the connection
+            traceback.print_exc()
+            result = {"Status": "Failure", "ErrorDescription": ["INTERNAL_ERROR", repr(exc)]}
+        self.note = "%s %s" % (method, result.get("ErrorDescription", ["OK"])[0])
+        self._reply(200, xmlrpc.client.dumps((result,), methodresponse=True, allow_none=True), "text/xml")
+
+    def _local_address(self):
+        return self.connection.getsockname()[0]
+
+    def _control(self, path, query):
+        sim = self.server.sim
+        actions = {
+            "/_sim/reset_counts": sim.reset_counts,
+            "/_sim/expire_sessions": sim.expire_sessions,
+            "/_sim/expire_after": lambda: sim.expire_sessions_after(int(query.get("n", "0"))),
+            "/_sim/always_expire": lambda: sim.always_expire(query.get("on", "1") not in ("0", "false")),
+            "/_sim/reboot": sim.reboot,
+        }
+        if path not in actions:
+            return self._reply(404, "not found\n")
+        try:
+            result = actions[path]()
+        except ValueError as exc:
+            return self._reply(400, "%s\n" % exc)
+        self._reply(200, json.dumps(result if result is not None else "ok"), "application/json")
+
+    def do_PUT(self):
+        path, query = self._split()
+        self.close_connection = True  # until the body has been consumed
+        if path != "/import_raw_vdi":
+            return self._reply(404, "not found\n")
+        api = self.server.sim.api
+        api.count("PUT /import_raw_vdi")
+        try:
+            vdi, dest, created, task = api.begin_import(query)
+        except Failure as exc:
+            code = {"SESSION_INVALID": 403, "HANDLE_INVALID": 404}.get(exc.details[0], 400)
+            return self._reply(code, "%s\n" % exc.details)
+        size, error = self._receive(dest)
+        api.end_import(vdi, task, created, size, error)
+        self.note = error or "%d bytes" % size
+        if not error:
+            self.close_connection = False
+            self._reply(200, "")
+
+    def _receive(self, dest):
+        """Stream the body into ``dest`` (constant memory); return ``(bytes written, error or None)``."""
+        chunked = "chunked" in self.headers.get("Transfer-Encoding", "").lower()
+        length = self.headers.get("Content-Length")
+        if not chunked and length is None:
+            return 0, "Content-Length or chunked transfer encoding required"
+        total = 0
+        try:
+            with open(dest, "wb") as out:
+                for piece in self._chunked() if chunked else self._sized(int(length)):
+                    out.write(piece)
+                    total += len(piece)
+        except (OSError, ValueError) as exc:
+            return total, "upload interrupted after %d bytes: %s" % (total, exc)
+        return total, None
+
+    def _sized(self, remaining):
+        while remaining > 0:
+            piece = self.rfile.read(min(CHUNK, remaining))
+            if not piece:
+                raise ValueError("client closed the connection")
+            remaining -= len(piece)
+            yield piece
+
+    def _chunked(self):
+        while True:
+            line = self.rfile.readline(1024)
+            if not line.endswith(b"\n"):
+                raise ValueError("truncated chunk header")
+            size = int(line.split(b";")[0].strip(), 16)
+            if size == 0:
+                while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return
+            yield from self._sized(size)
+            self.rfile.readline(1024)
+
+
+class Simulator:
+    """A simulated xapi seeded from a scenario file, served over HTTP(S) by ``start()``."""
+
+    def __init__(
+        self,
+        scenario_path,
+        *,
+        root=None,
+        plugin_dir=None,
+        plugin_python=None,
+        himn_addresses=("169.254.0.1",),
+        tls=None,
+        netns=False,
+        verbose=False,
+    ):
+        self.scenario = load_scenario(scenario_path)
+        self._own_root = root is None
+        self.root = os.path.abspath(root or tempfile.mkdtemp(prefix="xapisim-"))
+        self.plugin_dir = plugin_dir or os.path.join(self.root, "etc", "xapi.d", "plugins")
+        self.api = XAPI(self.scenario, self.root, self.plugin_dir, plugin_python or sys.executable, himn_addresses)
+        self.db = self.api.db
+        self.tls, self.netns, self.verbose = tls, netns, verbose
+        self.url = self._server = self._thread = None
+
+    def start(self, host="127.0.0.1", port=0):
+        """Serve in a daemon thread; return the URL (``https://`` when ``tls=(certfile, keyfile)``)."""
+        self._server = _Server((host, port), self)
+        if self.tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*self.tls)
+            self._server.socket = ctx.wrap_socket(self._server.socket, server_side=True, do_handshake_on_connect=False)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="xapisim", daemon=True
+        )
+        self._thread.start()
+        bound = self._server.server_address
+        self.url = "%s://%s:%d" % (
+            "https" if self.tls else "http",
+            host if host not in ("", "0.0.0.0") else "127.0.0.1",
+            bound[1],
+        )
+        return self.url
+
+    def stop(self):
+        if self._server:
+            self._server.shutdown()
+            for conn in self._server.connections.copy():
+                try:
+                    conn.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            self._server.server_close()
+            self._thread.join(5)
+            self._server = None
+        if self._own_root:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self):
+        if not self._server:
+            self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def counts(self):
+        with self.api.lock:
+            return dict(self.api.counts)
+
+    def reset_counts(self):
+        with self.api.lock:
+            self.api.counts.clear()
+
+    def expire_sessions(self):
+        """Every current session becomes invalid (SESSION_INVALID on its next use)."""
+        self.api.expire_sessions()
+
+    def expire_sessions_after(self, n_calls):
+        """The next ``n_calls`` XML-RPC calls succeed; then the sessions of that moment are dropped once."""
+        with self.api.lock:
+            self.api.expire_after = int(n_calls)
+
+    def always_expire(self, flag=True):
+        """While set, current sessions are dropped and every new one is invalid at once (the real client
+        re-logs in 3 times, then raises ``xmlrpc.client.Fault``)."""
+        with self.api.lock:
+            self.api.always_expire = bool(flag)
+            if flag:
+                self.api.expire_sessions()
+
+    def vdi_count(self):
+        with self.api.lock:
+            return len(self.db.tables["VDI"])
+
+    def state(self):
+        return self.api.state()
+
+    def reboot(self):
+        """Simulate a Dom0 reboot and return ``[[argv, returncode], ...]`` for the boot hooks run.
+
+        Sessions are dropped, ``<root>/var/volatile/`` is emptied, (with ``netns=True`` only) the namespace's
+        static/boot routes are flushed, then every ``<root>/etc/udev/rules.d/*.rules`` line for
+        ``KERNEL=="xenapi"`` has its ``RUN+="..."`` command run (bridge re-created). The command path is
+        taken relative to ``root`` unless ``netns=True``, where an absolute path is run as is. ``netns=True``
+        is ignored (with a warning) when the process is in the machine's own network namespace.
+        """
+        in_netns = self.netns and _in_own_netns()
+        if self.netns and not in_netns:
+            sys.stderr.write("xapisim: netns=True but not in a network namespace of its own: routes kept\n")
+        self.api.expire_sessions()
+        with self.api.lock:
+            booted = "%d" % time.time()
+            self.db.raw("host", self.api.local_host)["other_config"].update(boot_time=booted, agent_start_time=booted)
+        volatile = os.path.join(self.root, "var", "volatile")
+        for entry in os.listdir(volatile) if os.path.isdir(volatile) else []:
+            path = os.path.join(volatile, entry)
+            shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.unlink(path)
+        if in_netns:
+            for proto in ("static", "boot"):
+                subprocess.run(["ip", "route", "flush", "proto", proto], capture_output=True, check=False)
+        hooks = []
+        for rules in sorted(glob.glob(os.path.join(self.root, "etc", "udev", "rules.d", "*.rules"))):
+            with open(rules) as f:
+                commands = [
+                    m.group(1)
+                    for line in f
+                    if 'KERNEL=="xenapi"' in line
+                    for m in [re.search(r'RUN\+="([^"]+)"', line)]
+                    if m
+                ]
+            for command in commands:
+                argv = shlex.split(command)
+                if not (in_netns and os.path.isabs(argv[0])):
+                    argv[0] = os.path.join(self.root, argv[0].lstrip("/"))
+                env = dict(os.environ, XAPISIM_ROOT=self.root, ACTION="add", INTERFACE="xenapi")
+                try:
+                    code = subprocess.run(argv, env=env, capture_output=True, timeout=60, check=False).returncode
+                except (OSError, subprocess.TimeoutExpired):
+                    code = 127
+                hooks.append([argv, code])
+        return hooks
