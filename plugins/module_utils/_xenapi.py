@@ -11,6 +11,7 @@ Private to the collection: other collections must not import it.
 from __future__ import annotations
 
 import http.client
+import json
 import ssl
 import traceback
 import xmlrpc.client
@@ -27,6 +28,8 @@ else:
     XENAPI_IMPORT_ERROR = None
 
 HIMN_DOM0_ADDRESS = "169.254.0.1"
+HIMN_BRIDGE = "xenapi"
+DOM0_PLUGIN = "xenserver_openstack"
 DEFAULT_URL = "http://" + HIMN_DOM0_ADDRESS
 ORIGINATOR = "xenserver.openstack"
 
@@ -63,6 +66,10 @@ class XenAPIModuleError(Exception):
         super().__init__(msg)
         self.msg = msg
         self.extra = extra
+
+
+class XAPIUnreachable(XenAPIModuleError):
+    """XAPI could not be reached (modules that can do without XenAPI fall back on other ways)."""
 
 
 def xenapi_argument_spec(**module_spec):
@@ -203,6 +210,8 @@ def explain_failure(url, details, call):
         str: the message.
     """
     code, params = (details[0], list(details[1:])) if details else ("UNKNOWN", [])
+    if code == "XENAPI_PLUGIN_FAILURE" and params[1:2] == ["PluginError"]:
+        return "Dom0 refused %s on %s: %s" % (call, url, params[2] if len(params) > 2 else "")
     template = FAILURE_HINTS.get(code)
     values = dict(("p%d" % i, p) for i, p in enumerate(params))
     if template:
@@ -227,6 +236,8 @@ class XenAPIModule:
 
     argument_spec = {}
     module_kwargs = {}
+    # True for modules that can work without XAPI: no password or an unreachable XAPI leaves self.xapi None.
+    xenapi_optional = False
 
     def __init__(self):
         self.ansible = AnsibleModule(argument_spec=xenapi_argument_spec(**self.argument_spec), **self.module_kwargs)
@@ -237,6 +248,10 @@ class XenAPIModule:
         self.url = None
         self.master_url = None
         self.last_call = "session.login_with_password"
+        self.xapi_unreachable = None
+
+    def check_params(self):
+        """Check the module's own options before anything is called; raise XenAPIModuleError to refuse them."""
 
     def run(self):
         """Do the module's work through C(self.xapi) and return the result dict."""
@@ -247,6 +262,7 @@ class XenAPIModule:
             self.ansible.fail_json(msg=missing_required_lib("XenAPI"), exception=XENAPI_IMPORT_ERROR)
         try:
             self.url = normalise_url(self.params["url"])
+            self.check_params()
             result = self._run_in_session()
         except XenAPIModuleError as error:
             self.ansible.fail_json(msg=error.msg, **error.extra)
@@ -255,7 +271,12 @@ class XenAPIModule:
         self.ansible.exit_json(**result)
 
     def _run_in_session(self):
-        self._login()
+        try:
+            self._login()
+        except XAPIUnreachable as error:
+            if not self.xenapi_optional:
+                raise
+            self.xapi_unreachable = error.msg
         try:
             return self.run()
         except XenAPI.Failure as error:
@@ -272,6 +293,8 @@ class XenAPIModule:
 
     def _login(self):
         if self.params["password"] is None:
+            if self.xenapi_optional:
+                raise XAPIUnreachable("No XAPI password given.")
             raise XenAPIModuleError(
                 "No XAPI password given: set the password option or the XENSERVER_PASSWORD environment variable."
             )
@@ -284,7 +307,7 @@ class XenAPIModule:
                 ) from None
             self._login_at_master(error.details[1])
         except TRANSPORT_ERRORS as error:
-            raise XenAPIModuleError(explain_transport_error(self.url, error, self.last_call)) from None
+            raise XAPIUnreachable(explain_transport_error(self.url, error, self.last_call)) from None
 
     def _login_at_master(self, master):
         self.master_url = with_host(self.url, master)
@@ -355,3 +378,49 @@ def api_version(host_record):
 
 # XenServer 7.1 (API 2.6, platform 2.2.0) introduced pool_update; older hosts know only pool_patch.
 POOL_UPDATE_API = (2, 6)
+
+
+def find_vm(xapi, uuid, url):
+    """Return (ref, record) of the VM with this UUID, reading the VM class once.
+
+    Raises:
+        XenAPIModuleError: when no such VM exists in the pool.
+    """
+    found = xapi.VM.get_all_records_where('field "uuid"="%s"' % uuid.replace('"', ""))
+    if not found:
+        raise XenAPIModuleError(
+            "No VM with UUID %s exists in the pool behind %s. Check vm_uuid (or, inside a Xen guest, "
+            "/sys/hypervisor/uuid) and that url points at the pool this VM runs in." % (uuid, url)
+        )
+    return next(iter(found.items()))
+
+
+def find_himn(xapi):
+    """Return (ref, record) of the pool's Host Internal Management Network, or (None, {})."""
+    for ref, network in xapi.network.get_all_records_where('field "bridge"="%s"' % HIMN_BRIDGE).items():
+        if is_himn(network):
+            return ref, network
+    return None, {}
+
+
+def himn_vif(xapi, vm_ref, himn_ref):
+    """Return (ref, record) of the VM's VIF on the HIMN, or (None, {})."""
+    for ref, vif in xapi.VIF.get_all_records_where('field "VM"="%s"' % vm_ref).items():
+        if vif["network"] == himn_ref:
+            return ref, vif
+    return None, {}
+
+
+def missing_himn_vif_message(vm_name):
+    """The fix for a compute VM without its HIMN VIF."""
+    return (
+        "VM %s has no VIF on the Host Internal Management Network. In Dom0, add one: "
+        "xe vif-create vm-uuid=<vm> network-uuid=$(xe network-list bridge=xenapi --minimal) device=9, then "
+        "xe vm-param-set uuid=<vm> xenstore-data:vm-data/himn_mac=<its MAC> and restart the VM "
+        "(or use the XenCenter HIMN tool)." % vm_name
+    )
+
+
+def call_dom0_plugin(xapi, host_ref, function, params):
+    """Call a function of the collection's Dom0 plugin on a host: JSON parameters in, JSON result out."""
+    return json.loads(xapi.host.call_plugin(host_ref, DOM0_PLUGIN, function, {"params": json.dumps(params)}))

@@ -146,8 +146,8 @@ vm:
 from ansible_collections.xenserver.openstack.plugins.module_utils._xenapi import (
     POOL_UPDATE_API,
     XenAPIModule,
-    XenAPIModuleError,
     api_version,
+    find_vm,
     is_himn,
     read_local_vm_uuid,
 )
@@ -220,15 +220,7 @@ class XenHostInfoModule(XenAPIModule):
 
     def _vm(self):
         uuid = self.params["vm_uuid"] or read_local_vm_uuid()
-        if not uuid:
-            return None, {}
-        found = self.xapi.VM.get_all_records_where('field "uuid"="%s"' % uuid.replace('"', ""))
-        if not found:
-            raise XenAPIModuleError(
-                "No VM with UUID %s exists in the pool behind %s. Check vm_uuid (or, inside a Xen guest, "
-                "/sys/hypervisor/uuid) and that url points at the pool this VM runs in." % (uuid, self.url)
-            )
-        return next(iter(found.items()))
+        return find_vm(self.xapi, uuid, self.url) if uuid else (None, {})
 
     def _hotfixes(self, host_ref):
         applied = set(r["pool_patch"] for r in self.xapi.host_patch.get_all_records().values() if r["host"] == host_ref)
