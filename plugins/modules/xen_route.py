@@ -1,0 +1,202 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) xenserver.openstack contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: xen_route
+short_description: Route networks from Dom0 through the compute VM over the HIMN, persistently
+version_added: 0.1.0
+description:
+  - Makes Dom0 of the host a compute VM runs on route the given networks via the compute VM's address on the
+    Host Internal Management Network (HIMN), so that Dom0 plugins reach the OpenStack management and storage
+    networks. The compute VM forwards and masquerades that traffic (see M(xenserver.openstack.himn_nat)).
+  - Works only through XenAPI; the routes are set by the collection's Dom0 plugin, which keeps them across
+    Dom0 reboots and the HIMN bridge coming up late. Install the plugin first (role
+    C(xenserver.openstack.dom0_suppack)).
+  - A route to the same network through the HIMN with another gateway is replaced. A route to it through any
+    other Dom0 interface is never touched; the module fails instead. Other routes are never rewritten.
+extends_documentation_fragment:
+  - xenserver.openstack.xenapi
+  - xenserver.openstack.attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+options:
+  networks:
+    description:
+      - IPv4 networks in CIDR form, any prefix length. Host bits must be zero.
+    type: list
+    elements: str
+    required: true
+  gateway:
+    description:
+      - Address Dom0 sends the traffic to, on the HIMN.
+      - Defaults to the compute VM's HIMN address, as XAPI recorded it from its DHCP lease.
+      - Ignored when O(state=absent).
+    type: str
+  vm_uuid:
+    description:
+      - UUID of the compute VM. Its host is the Dom0 that gets the routes, and its HIMN address is the default
+        O(gateway).
+      - If not set, the UUID in C(/sys/hypervisor/uuid) is used, which is right when the module runs on the
+        compute VM.
+    type: str
+  state:
+    description:
+      - V(present) routes the networks; V(absent) removes the routes this module made to them.
+    type: str
+    choices: [present, absent]
+    default: present
+author:
+  - xenserver.openstack developers (@xenserver)
+"""
+
+EXAMPLES = r"""
+- name: Let Dom0 reach the management and storage networks through this compute VM
+  xenserver.openstack.xen_route:
+    password: "{{ xenserver_password }}"
+    networks:
+      - 192.168.0.0/24
+      - 192.168.1.0/24
+
+- name: Remove those routes again
+  xenserver.openstack.xen_route:
+    password: "{{ xenserver_password }}"
+    networks:
+      - 192.168.0.0/24
+      - 192.168.1.0/24
+    state: absent
+"""
+
+RETURN = r"""
+routes:
+  description: The routes to the given networks after the run (what they would be, in check mode).
+  returned: success
+  type: dict
+  sample: {"192.168.0.0/24": {"gateway": "169.254.0.2", "device": "xenapi"}}
+gateway:
+  description: The gateway used on the HIMN (O(state=present) only).
+  returned: when O(state=present)
+  type: str
+  sample: 169.254.0.2
+host:
+  description: UUID of the host whose Dom0 has the routes.
+  returned: success
+  type: str
+  sample: 4a1c9e0e-5a51-4a3c-8d4e-3b6c1f0b2a01
+"""
+
+import ipaddress
+
+from ansible_collections.xenserver.openstack.plugins.module_utils._xenapi import (
+    HIMN_BRIDGE,
+    XenAPIModule,
+    XenAPIModuleError,
+    call_dom0_plugin,
+    find_himn,
+    find_vm,
+    himn_vif,
+    missing_himn_vif_message,
+    read_local_vm_uuid,
+)
+
+
+def check_networks(values):
+    """Return the networks in canonical CIDR form, or raise one error naming each bad entry and the fix."""
+    problems, networks = [], []
+    for index, value in enumerate(values):
+        try:
+            networks.append(str(ipaddress.IPv4Network(value, strict=True)))
+        except ValueError as error:
+            hint = ""
+            if "host bits set" in str(error):
+                hint = ": the network is %s" % ipaddress.IPv4Network(value, strict=False)
+            problems.append(
+                "networks[%d] '%s' is not an IPv4 network in CIDR form (%s)%s" % (index, value, error, hint)
+            )
+    if problems:
+        raise XenAPIModuleError("; ".join(problems) + ". Nothing was changed.")
+    return networks
+
+
+def route_lines(routes):
+    return "".join(
+        "%s via %s dev %s\n" % (network, route["gateway"], route["device"])
+        for network, route in sorted(routes.items())
+        if route
+    )
+
+
+class XenRouteModule(XenAPIModule):
+    argument_spec = dict(
+        networks=dict(type="list", elements="str", required=True),
+        gateway=dict(type="str"),
+        vm_uuid=dict(type="str"),
+        state=dict(type="str", choices=["present", "absent"], default="present"),
+    )
+    module_kwargs = dict(supports_check_mode=True)
+
+    def check_params(self):
+        self.networks = check_networks(self.params["networks"])
+        gateway = self.params["gateway"]
+        if gateway is not None:
+            try:
+                ipaddress.IPv4Address(gateway)
+            except ValueError:
+                raise XenAPIModuleError("gateway '%s' is not an IPv4 address." % gateway) from None
+        self.vm_uuid = self.params["vm_uuid"] or read_local_vm_uuid()
+        if not self.vm_uuid:
+            raise XenAPIModuleError(
+                "Cannot tell which compute VM (and so which Dom0) to route through: "
+                "set vm_uuid, or run the module on the compute VM."
+            )
+
+    def run(self):
+        vm_ref, vm = find_vm(self.xapi, self.vm_uuid, self.url)
+        host_ref = vm["resident_on"]
+        if host_ref in ("", "OpaqueRef:NULL"):
+            raise XenAPIModuleError("VM %s is not running on any host: start it first." % vm["name_label"])
+        result = dict(host=self.xapi.host.get_uuid(host_ref))
+        if self.params["state"] == "present":
+            gateway = self.params["gateway"] or self._himn_address(vm_ref, vm)
+            routes = [dict(network=network, gateway=gateway) for network in self.networks]
+            answer = call_dom0_plugin(self.xapi, host_ref, "route_ensure", dict(routes=routes, check=self.check_mode))
+            result["gateway"] = gateway
+        else:
+            answer = call_dom0_plugin(
+                self.xapi, host_ref, "route_remove", dict(networks=self.networks, check=self.check_mode)
+            )
+        result.update(
+            changed=answer["changed"],
+            routes=answer["after"],
+            diff=dict(before=route_lines(answer["before"]), after=route_lines(answer["after"])),
+        )
+        return result
+
+    def _himn_address(self, vm_ref, vm):
+        himn_ref, himn = find_himn(self.xapi)
+        vif_ref, _vif = himn_vif(self.xapi, vm_ref, himn_ref) if himn_ref else (None, {})
+        if not vif_ref:
+            raise XenAPIModuleError(missing_himn_vif_message(vm["name_label"]))
+        address = himn["assigned_ips"].get(vif_ref)
+        if not address:
+            raise XenAPIModuleError(
+                "VM %s has a VIF on the HIMN (bridge %s) but XAPI recorded no address for it: bring its interface up "
+                "by DHCP (role xenserver.openstack.himn_network does), or give gateway."
+                % (vm["name_label"], HIMN_BRIDGE)
+            )
+        return address
+
+
+def main():
+    XenRouteModule()()
+
+
+if __name__ == "__main__":
+    main()
