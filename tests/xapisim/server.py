@@ -27,12 +27,15 @@ CHUNK = 64 * 1024
 
 
 def _in_own_netns():
-    """True when this process's network namespace is not PID 1's, so that flushing routes or running Dom0
-    boot hooks as is cannot touch the machine's own network."""
+    """True when this process runs in a named network namespace (``ip netns``), so that flushing routes or
+    running Dom0 boot hooks as is cannot touch the machine's own network. (PID 1's namespace link may not be
+    readable, so compare with the namespaces ``ip netns`` made instead.)"""
     try:
-        return os.readlink("/proc/self/ns/net") != os.readlink("/proc/1/ns/net")
+        own = os.stat("/proc/self/ns/net")
+        named = [os.stat(os.path.join("/run/netns", name)) for name in os.listdir("/run/netns")]
     except OSError:
         return False
+    return any((ns.st_dev, ns.st_ino) == (own.st_dev, own.st_ino) for ns in named)
 
 
 class _Server(ThreadingHTTPServer):
