@@ -1,0 +1,126 @@
+"""Helpers for tests that run playbooks against the namespace test bed (tests/bed)."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(TESTS)
+BED = [sys.executable, os.path.join(TESTS, "bed", "bed.py")]
+
+TCP_PROBE = textwrap.dedent(
+    """
+    import socket, sys
+    try:
+        socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=float(sys.argv[3])).close()
+    except OSError:
+        sys.exit(1)
+    """
+)
+LISTENER = textwrap.dedent(
+    """
+    import socket, sys
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("0.0.0.0", int(sys.argv[1])))
+    server.listen(16)
+    print("ready", flush=True)
+    while True:
+        server.accept()[0].close()
+    """
+)
+HTTP = (
+    "import sys, urllib.request as u; "
+    "print(u.urlopen(u.Request(sys.argv[1], method=sys.argv[2]), timeout=5).read().decode())"
+)
+
+
+def ansible_env():
+    env = dict(os.environ)
+    env.update(
+        ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".build", "collections"),
+        ANSIBLE_CONNECTION_PLUGINS=os.path.join(TESTS, "bed", "connection_plugins"),
+        ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_HOST_KEY_CHECKING="False",
+        ANSIBLE_RETRY_FILES_ENABLED="False",
+    )
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env["PATH"]
+    return env
+
+
+class Bed:
+    """One test bed brought up in ``state_dir``; ``down()`` removes it."""
+
+    def __init__(self, state_dir, *options):
+        self.state_dir = state_dir
+        self.bed("up", *options)
+        self.inventory = self.bed("inventory").strip()
+
+    def bed(self, command, *options):
+        return subprocess.run(
+            [*BED, command, "--state-dir", self.state_dir, *options], check=True, capture_output=True, text=True
+        ).stdout
+
+    def down(self):
+        self.bed("down")
+
+    def root(self, host):
+        """The directory that holds a bed host's own files (its /etc entries)."""
+        return os.path.join(self.state_dir, host, "root")
+
+    def run(self, netns, *argv, check=True):
+        return subprocess.run(["ip", "netns", "exec", netns, *argv], capture_output=True, text=True, check=check)
+
+    def tcp_ok(self, netns, host, port, timeout=2.0):
+        return (
+            self.run(netns, sys.executable, "-c", TCP_PROBE, host, str(port), str(timeout), check=False).returncode == 0
+        )
+
+    def http(self, netns, url, method="GET"):
+        return self.run(netns, sys.executable, "-c", HTTP, url, method).stdout.strip()
+
+    def listen(self, netns, port):
+        """Start a TCP listener in a namespace; the caller terminates the returned process."""
+        proc = subprocess.Popen(
+            ["ip", "netns", "exec", netns, sys.executable, "-c", LISTENER, str(port)], stdout=subprocess.PIPE, text=True
+        )
+        assert proc.stdout.readline().strip() == "ready"
+        return proc
+
+    def playbook(self, playbook, *args):
+        """Run ansible-playbook on the bed; return (returncode, the json callback's report or None, output)."""
+        run = subprocess.run(
+            ["ansible-playbook", playbook, "-i", self.inventory, *args],
+            capture_output=True,
+            text=True,
+            env=ansible_env(),
+            cwd=ROOT,
+            check=False,
+        )
+        start = run.stdout.find("{")
+        report = json.loads(run.stdout[start:]) if start >= 0 else None
+        return run.returncode, report, run.stdout + run.stderr
+
+
+def task_results(report, host, name_prefix):
+    """The results of ``host`` for each task whose name starts with ``name_prefix``."""
+    return [
+        task["hosts"][host]
+        for play in report["plays"]
+        for task in play["tasks"]
+        if task["task"]["name"].startswith(name_prefix) and host in task["hosts"]
+    ]
+
+
+def failures(report):
+    """The messages of every failed task, one string (for assertions)."""
+    return " | ".join(
+        str(result.get("msg"))
+        for play in report["plays"]
+        for task in play["tasks"]
+        for result in task["hosts"].values()
+        if result.get("failed")
+    )
