@@ -1,6 +1,6 @@
 # Developer entry points. `make demo` and `make test` are the whole set-up on a fresh
 # Debian/Ubuntu machine (run as root: the test bed uses network namespaces).
-.PHONY: setup demo test lint sanity unit integration clean
+.PHONY: setup demo test lint sanity unit integration fuel clean
 
 setup:
 	bash scripts/setup.sh
@@ -22,6 +22,9 @@ unit: setup
 
 integration: setup
 	bash scripts/test.sh integration
+
+fuel: setup
+	.venv/bin/python fuel/build.py --rpm
 
 clean:
 	-[ -x .venv/bin/python ] && .venv/bin/python tests/bed/bed.py down

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 VENV=$ROOT/.venv
 COLLECTIONS=$ROOT/.build/collections
-APT_PACKAGES=(iproute2 iptables dnsmasq-base busybox isc-dhcp-client procps)
+APT_PACKAGES=(iproute2 iptables dnsmasq-base busybox isc-dhcp-client procps rpm)
 
 log() { printf '[setup] %s\n' "$*"; }
 

@@ -1,0 +1,163 @@
+# Copyright (c) xenserver.openstack contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Build the Fuel plugin that runs the xenserver.openstack collection: the plugin folder, and with --rpm its RPM.
+
+The folder NAME-X.Y/ is both what fuel-plugin-builder takes as source (`fpb --check`, `fpb --build`) and what the
+RPM installs on the Fuel master, in /var/www/nailgun/plugins/: metadata.yaml, environment_config.yaml,
+components.yaml, deployment_tasks.yaml, an empty repositories/ubuntu/, and deployment_scripts/ with the wrapper
+and the collection as ansible-galaxy builds it, in ansible_collections/xenserver/openstack/. Fuel copies
+deployment_scripts/ to /etc/fuel/plugins/NAME-X.Y/ on every node and runs the tasks there.
+
+Run it from a checkout, with ansible-galaxy on PATH (or beside this Python): python fuel/build.py [--rpm]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+
+import yaml
+
+FUEL = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(FUEL)
+PLUGIN_FILES = ("metadata.yaml", "environment_config.yaml", "components.yaml", "deployment_tasks.yaml")
+COLLECTION_PATH = os.path.join("deployment_scripts", "ansible_collections", "xenserver", "openstack")
+RPM_SPEC = """\
+Name: %(package)s
+Version: %(version)s
+Release: %(release)s
+Summary: %(title)s: Fuel plugin
+License: %(license)s
+URL: %(homepage)s
+BuildArch: noarch
+AutoReqProv: no
+%%global __os_install_post %%{nil}
+%%global _build_id_links none
+
+%%description
+%(description)s
+
+%%install
+mkdir -p %%{buildroot}/var/www/nailgun/plugins
+cp -a %(folder)s %%{buildroot}/var/www/nailgun/plugins/%(package)s
+
+%%files
+/var/www/nailgun/plugins/%(package)s
+"""
+
+
+class BuildError(Exception):
+    """The plugin cannot be built; the message says why and what to do."""
+
+
+def _read_yaml(path):
+    with open(path) as handle:
+        return yaml.safe_load(handle)
+
+
+def plugin_metadata():
+    """Return fuel/metadata.yaml, after checking that its version is the collection's."""
+    metadata = _read_yaml(os.path.join(FUEL, "metadata.yaml"))
+    collection = _read_yaml(os.path.join(ROOT, "galaxy.yml"))["version"]
+    if metadata["version"] != collection:
+        raise BuildError(
+            "fuel/metadata.yaml has version %s and galaxy.yml %s: set the same version in both."
+            % (metadata["version"], collection)
+        )
+    return metadata
+
+
+def package_name(metadata):
+    """Return NAME-X.Y, the name of the plugin folder and RPM, and of its folder on the nodes."""
+    return "%s-%s" % (metadata["name"], ".".join(metadata["version"].split(".")[:2]))
+
+
+def _tool(name):
+    beside_python = os.path.join(os.path.dirname(sys.executable), name)
+    found = beside_python if os.access(beside_python, os.X_OK) else shutil.which(name)
+    if not found:
+        raise BuildError("%s is not installed: install it (and put it on PATH) to build the Fuel plugin." % name)
+    return found
+
+
+def _run(command, **kwargs):
+    result = subprocess.run(command, capture_output=True, text=True, check=False, **kwargs)
+    if result.returncode:
+        raise BuildError("%s failed:\n%s%s" % (" ".join(command), result.stdout, result.stderr))
+    return result
+
+
+def add_collection(folder, work):
+    """Build the collection with ansible-galaxy and unpack it where the wrapper finds it."""
+    _run([_tool("ansible-galaxy"), "collection", "build", ROOT, "--output-path", work, "--force"])
+    (artifact,) = [name for name in os.listdir(work) if name.endswith(".tar.gz")]
+    with tarfile.open(os.path.join(work, artifact)) as archive:
+        archive.extractall(os.path.join(folder, COLLECTION_PATH), filter="data")
+
+
+def build_folder(metadata, output):
+    """Write the plugin folder in C(output) and return its path."""
+    folder = os.path.join(output, package_name(metadata))
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.copytree(os.path.join(FUEL, "deployment_scripts"), os.path.join(folder, "deployment_scripts"))
+    for name in PLUGIN_FILES:
+        shutil.copy(os.path.join(FUEL, name), folder)
+    for release in metadata["releases"]:
+        os.makedirs(os.path.join(folder, release["repository_path"]), exist_ok=True)
+    with tempfile.TemporaryDirectory() as work:
+        add_collection(folder, work)
+    return folder
+
+
+def build_rpm(metadata, folder, output):
+    """Build the RPM that installs the plugin folder on a Fuel master; return its path."""
+    with tempfile.TemporaryDirectory() as top:
+        spec = os.path.join(top, "plugin.spec")
+        with open(spec, "w") as handle:
+            handle.write(
+                RPM_SPEC
+                % dict(
+                    package=package_name(metadata),
+                    version=metadata["version"],
+                    release=metadata.get("build_version", "1"),
+                    title=metadata["title"],
+                    license=" and ".join(metadata["licenses"]),
+                    homepage=metadata["homepage"],
+                    description=metadata["description"],
+                    folder=folder,
+                )
+            )
+        _run([_tool("rpmbuild"), "-bb", "--define", "_topdir " + top, spec])
+        (rpm,) = [
+            os.path.join(directory, name)
+            for directory, _dirs, names in os.walk(os.path.join(top, "RPMS"))
+            for name in names
+            if name.endswith(".rpm")
+        ]
+        return shutil.copy(rpm, output)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
+    parser.add_argument("--output", default=os.path.join(ROOT, ".build", "fuel"), help="default: %(default)s")
+    parser.add_argument("--rpm", action="store_true", help="also build the RPM (needs rpmbuild)")
+    args = parser.parse_args(argv)
+    try:
+        metadata = plugin_metadata()
+        os.makedirs(args.output, exist_ok=True)
+        folder = build_folder(metadata, os.path.abspath(args.output))
+        print(folder)
+        if args.rpm:
+            print(build_rpm(metadata, folder, args.output))
+    except BuildError as error:
+        sys.exit("fuel/build.py: %s" % error)
+
+
+if __name__ == "__main__":
+    main()
