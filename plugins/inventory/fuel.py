@@ -2,7 +2,6 @@
 # Copyright (c) xenserver.openstack contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-# ruff: noqa: E402 - DOCUMENTATION and EXAMPLES come before the imports, as in every Ansible plugin
 
 from __future__ import annotations
 
