@@ -114,12 +114,13 @@ def check_networks(values):
         try:
             networks.append(str(ipaddress.IPv4Network(value, strict=True)))
         except ValueError as error:
-            hint = ""
             if "host bits set" in str(error):
-                hint = ": the network is %s" % ipaddress.IPv4Network(value, strict=False)
-            problems.append(
-                "networks[%d] '%s' is not an IPv4 network in CIDR form (%s)%s" % (index, value, error, hint)
-            )
+                problems.append(
+                    "networks[%d] '%s' has host bits set: the network is %s"
+                    % (index, value, ipaddress.IPv4Network(value, strict=False))
+                )
+            else:
+                problems.append("networks[%d] '%s' is not an IPv4 network in CIDR form (%s)" % (index, value, error))
     if problems:
         raise XenAPIModuleError("; ".join(problems) + ". Nothing was changed.")
     return networks

@@ -9,6 +9,13 @@ import textwrap
 TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ROOT = os.path.dirname(TESTS)
 BED = [sys.executable, os.path.join(TESTS, "bed", "bed.py")]
+PREFIX = os.environ.get("XS_BED_PREFIX", "xs-")
+
+
+def ns(host):
+    """The namespace of a bed host (``dom0-1``, ``compute-1``, ``ctl``, ``sw``)."""
+    return PREFIX + host
+
 
 TCP_PROBE = textwrap.dedent(
     """

@@ -2,14 +2,16 @@
 
 import json
 import os
+import shutil
 
 import pytest
 import yaml
-from bedlib import ROOT, Bed, task_results
+from bedlib import PREFIX, ROOT, Bed, ns, task_results
 
 pytestmark = pytest.mark.root
 
 SITE = os.path.join(ROOT, "playbooks", "site.yml")
+PLUGIN = os.path.join(ROOT, "dom0", "etc", "xapi.d", "plugins", "xenserver_openstack")
 
 
 def alive(pid):
@@ -24,7 +26,7 @@ def alive(pid):
 def leftovers(pids):
     """The bed's namespaces that still exist, and the given processes that still run."""
     names = os.listdir("/run/netns") if os.path.isdir("/run/netns") else []
-    return sorted(n for n in names if n.startswith("xs-")), [p for p in pids if alive(p)]
+    return sorted(n for n in names if n.startswith(PREFIX)), [p for p in pids if alive(p)]
 
 
 def test_site_yml_against_the_bed_then_nothing_left_behind(tmp_path):
@@ -35,6 +37,7 @@ def test_site_yml_against_the_bed_then_nothing_left_behind(tmp_path):
         with open(os.path.join(bed.state_dir, "dom0-1", "scenario.yml")) as handle:
             scenario = yaml.safe_load(handle)
         assert leftovers(pids)[0] and leftovers(pids)[1] == pids, "the bed did not come up"
+        shutil.copy(PLUGIN, os.path.join(bed.root("dom0-1"), "etc", "xapi.d", "plugins"))
 
         code, report, output = bed.playbook(SITE, "-vvv")
 
@@ -45,6 +48,7 @@ def test_site_yml_against_the_bed_then_nothing_left_behind(tmp_path):
         assert facts["host"]["product_version"] == str(host["software_version"]["product_version"])
         assert facts["vm"]["uuid"] == vm["uuid"]
         assert facts["himn"]["bridge"] == "xenapi"
+        assert "198.18.1.0/24 via 169.254.0.2 dev xenapi" in bed.run(ns("dom0-1"), "ip", "-4", "route").stdout
         assert scenario["credentials"]["password"] not in output
     finally:
         bed.down()
