@@ -30,8 +30,10 @@ from xapisim.scenario import ScenarioError, load_scenario  # noqa: E402  (the si
 
 UDHCPC_SCRIPT = REPO / "tests" / "bed" / "udhcpc-script"
 
-SWITCH = "xs-sw"
-CONTROLLER = "xs-ctl"
+# Namespace names are global: XS_BED_PREFIX lets two beds (say, two test runs) live side by side.
+PREFIX = os.environ.get("XS_BED_PREFIX", "xs-")
+SWITCH = PREFIX + "sw"
+CONTROLLER = PREFIX + "ctl"
 # network -> (its /24, the NIC that controller and compute VMs have on it); the switch bridge has its name.
 NETWORKS = {"mgmt": ("198.18.1", "eth0"), "storage": ("198.18.2", "eth1")}
 HIMN_NIC = "eth2"
@@ -180,7 +182,7 @@ class Pair:
     def __init__(self, index: int, state_dir: Path):
         self.index = index
         self.dom0, self.compute = "dom0-%d" % index, "compute-%d" % index
-        self.dom0_ns, self.compute_ns = "xs-" + self.dom0, "xs-" + self.compute
+        self.dom0_ns, self.compute_ns = PREFIX + self.dom0, PREFIX + self.compute
         self.dom0_dir, self.compute_dir = state_dir / self.dom0, state_dir / self.compute
         self.vm_uuid = str(uuid.uuid5(uuid.NAMESPACE_URL, "xenserver.openstack/bed/" + self.compute))
 
@@ -533,6 +535,8 @@ def up(args: argparse.Namespace) -> int:
     for pair in pairs:
         if state.data["himn_lease"] and himn_vif(scenarios[pair.index]):
             lease_himn(pair)
+    for pair in pairs:
+        start_standins(pair)
     inventory_path.write_text(yaml.safe_dump(inventory(state, pairs, scenarios), sort_keys=False))
     state.data["complete"] = True
     state.save()
@@ -540,11 +544,55 @@ def up(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- service stand-ins (tests/bed/standins/README.md) ------------------------------------------------------------
+
+STANDINS = REPO / "tests" / "bed" / "standins"
+# Each compute VM's OpenStack services, with the configuration files the real service reads: the stand-in records
+# their checksums whenever it starts.
+STANDIN_SERVICES = {
+    "nova-compute": ("/etc/nova/nova.conf", "/etc/nova/nova-compute.conf"),
+    "neutron-openvswitch-agent": (
+        "/etc/neutron/neutron.conf",
+        "/etc/neutron/plugins/ml2/openvswitch_agent.ini",
+        "/etc/neutron/rootwrap.conf",
+    ),
+    "ceilometer-polling": ("/etc/ceilometer/ceilometer.conf",),
+}
+
+
+def start_standins(pair: Pair) -> None:
+    """Write the stand-in init scripts into the compute VM's own /etc/init.d and start each service there.
+
+    Their processes live in the compute VM's namespace, so ``down`` ends them with the namespace's other processes.
+    """
+    template = (STANDINS / "init-script.in").read_text()
+    for name, configs in STANDIN_SERVICES.items():
+        script = pair.compute_dir / "root" / "etc" / "init.d" / name
+        text = template
+        for key, value in (
+            ("@NAME@", name),
+            ("@RUN_DIR@", str(pair.compute_dir)),
+            ("@CONFIGS@", " ".join(configs)),
+            ("@STANDIN@", str(STANDINS / "standin.sh")),
+        ):
+            text = text.replace(key, value)
+        script.write_text(text)
+        script.chmod(0o755)
+        if not (pair.compute_dir / (name + ".pid")).exists():
+            (pair.compute_dir / (name + ".log")).write_text("")
+        run("ip", "netns", "exec", pair.compute_ns, "/etc/init.d/" + name, "start")
+
+
 # --- down ----------------------------------------------------------------------------------------------------
 
 
 def remove_etc(path: Path) -> None:
-    """Remove a symlink, or a directory if it is empty; report (not fail on) a directory someone filled."""
+    """Remove a symlink, or a directory if it is empty; report (not fail on) a directory someone filled.
+
+    A mount target /etc/NAME stays while another bed's namespace still has an /etc/netns/*/NAME for it.
+    """
+    if path.parent == Path("/etc") and path != NETNS_ETC and any(NETNS_ETC.glob("*/" + path.name)):
+        return
     try:
         path.unlink() if path.is_symlink() else path.rmdir()
     except FileNotFoundError:
