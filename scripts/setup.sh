@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 VENV=$ROOT/.venv
 COLLECTIONS=$ROOT/.build/collections
-APT_PACKAGES=(iproute2 iptables dnsmasq-base busybox isc-dhcp-client procps rpm)
+APT_PACKAGES=(iproute2 iptables dnsmasq-base busybox isc-dhcp-client procps rpm qemu-utils)
 
 log() { printf '[setup] %s\n' "$*"; }
 
@@ -80,4 +80,5 @@ PY
 install_system_packages
 make_venv
 make_collections_path
+bash scripts/setup-glance.sh
 log "ready: source scripts/env.sh to use the tools"

@@ -12,7 +12,7 @@ COLLECTIONS = os.path.join(ROOT, ".build", "collections")
 
 sys.path.insert(0, TESTS)
 sys.path.insert(0, COLLECTIONS)
-pytest_plugins = ["xapisim.pytest_plugin"]
+pytest_plugins = ["xapisim.pytest_plugin", "glancebed.pytest_plugin"]
 
 
 def _link_collection():

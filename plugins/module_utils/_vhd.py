@@ -1,0 +1,207 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) xenserver.openstack contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""XenServer-format images: a gzip tar of VHD files whose first member is C(0.vhd).
+
+That is what nova's XenAPI driver and the Dom0 glance plugin expect for C(disk_format=vhd),
+C(container_format=ovf). This file checks such a file without unpacking it (one streaming pass that
+also computes the digests Glance compares), and builds one from a raw or qcow2 disk image.
+
+Private to the collection: other collections must not import it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import posixpath
+import tarfile
+import tempfile
+import zlib
+
+CHUNK = 1024 * 1024
+VHD_COOKIE = b"conectix"
+VHD_FOOTER_SIZE = 512
+QCOW2_MAGIC = b"QFI\xfb"
+GZIP_MAGIC = b"\x1f\x8b"
+# The digests computed while checking: md5 is Glance's C(checksum), sha512 its default C(os_hash_algo),
+# sha256 what openstacksdk records in the image's C(owner_specified.openstack.sha256) property.
+DIGESTS = ("md5", "sha256", "sha512")
+CONVERT_HINT = (
+    "Convert it with the xenserver.openstack.vhd_tgz module (qemu-img convert -O vpc, then a gzip tar whose "
+    "first member is 0.vhd), for example: ansible localhost -m xenserver.openstack.vhd_tgz -a 'src=%s dest=%s'"
+)
+
+
+class VHDImageError(Exception):
+    """A file is not what a XenServer-format image must be; the message names the file, the problem and the fix."""
+
+
+class _DigestingReader:
+    """A read-only file object that feeds every byte read through it to hashlib digests."""
+
+    def __init__(self, raw, algorithms):
+        self._raw = raw
+        self.digests = dict((name, hashlib.new(name)) for name in algorithms)
+        self.size = 0
+
+    def read(self, size=-1):
+        data = self._raw.read(size)
+        for digest in self.digests.values():
+            digest.update(data)
+        self.size += len(data)
+        return data
+
+    def drain(self):
+        """Read (and digest) what the tar reader left unread: end-of-archive padding."""
+        while self.read(CHUNK):
+            pass
+
+    def hexdigests(self):
+        return dict((name, digest.hexdigest()) for name, digest in self.digests.items())
+
+
+def _tail(stream, size):
+    """Read C(stream) to its end, in chunks, and return its last C(size) bytes."""
+    tail = b""
+    while True:
+        chunk = stream.read(CHUNK)
+        if not chunk:
+            return tail
+        tail = (tail + chunk)[-size:]
+
+
+def _reject_other_formats(path, head):
+    """Raise a VHDImageError telling what C(path) is, when its first bytes show it is not a gzip file."""
+    suggested = os.path.splitext(path)[0] + ".vhd.tgz"
+    if head.startswith(QCOW2_MAGIC):
+        raise VHDImageError(
+            "%s is a qcow2 image, not a XenServer-format image (a gzip tar of VHD files). %s"
+            % (path, CONVERT_HINT % (path, suggested))
+        )
+    with open(path, "rb") as image:
+        image.seek(max(0, os.path.getsize(path) - VHD_FOOTER_SIZE))
+        footer = image.read(VHD_FOOTER_SIZE)
+    if head.startswith(VHD_COOKIE) or footer.startswith(VHD_COOKIE):
+        raise VHDImageError(
+            "%s is a bare VHD file: XenServer images are a gzip tar of VHD files. Put it in one as 0.vhd, "
+            "for example: cp %s 0.vhd && tar -czf %s 0.vhd" % (path, path, suggested)
+        )
+    raise VHDImageError(
+        "%s is not a gzip file, so not a XenServer-format image (a gzip tar of VHD files); a raw disk image "
+        "looks like this. %s" % (path, CONVERT_HINT % (path, suggested))
+    )
+
+
+def _check_member(path, index, member, tar):
+    """Check one tar member: C(0.vhd) first, a regular file named C(*.vhd), ending with a VHD footer."""
+    name = posixpath.normpath(member.name)
+    if index == 0 and name != "0.vhd":
+        raise VHDImageError(
+            "The first member of %s is %s, not 0.vhd: XenServer images hold their VHD chain as 0.vhd "
+            "(the leaf), 1.vhd, ... Rebuild it with 0.vhd first (tar -czf IMAGE.tgz 0.vhd)." % (path, member.name)
+        )
+    if not member.isfile() or "/" in name or not name.endswith(".vhd"):
+        raise VHDImageError(
+            "%s holds %s, which is not a VHD file at the top of the archive: XenServer images hold only "
+            "0.vhd, 1.vhd, ... Rebuild it with those files only." % (path, member.name)
+        )
+    footer = _tail(tar.extractfile(member), VHD_FOOTER_SIZE)
+    if len(footer) < VHD_FOOTER_SIZE or not footer.startswith(VHD_COOKIE):
+        raise VHDImageError(
+            "%s in %s is not a VHD file: it does not end with a VHD footer (cookie 'conectix'). Make it with "
+            "qemu-img convert -O vpc (or the xenserver.openstack.vhd_tgz module)." % (member.name, path)
+        )
+    return name
+
+
+def inspect_vhd_tgz(path, algorithms=DIGESTS):
+    """Check that C(path) is a XenServer-format image and compute its digests, in one streaming pass.
+
+    Nothing is unpacked to disk and no member is held in memory: each member is read in chunks and
+    only its last 512 bytes (the VHD footer) are kept.
+
+    Args:
+        path: the file to check.
+        algorithms: the hashlib names of the digests to compute over the whole file.
+
+    Returns:
+        dict: C(members) (names, C(0.vhd) first), C(size) in bytes, C(digests) (name to hex digest).
+
+    Raises:
+        VHDImageError: the file is missing or is not a gzip tar of VHD files with C(0.vhd) first.
+    """
+    if not os.path.isfile(path):
+        raise VHDImageError("%s does not exist or is not a file: give the path of a XenServer-format image." % path)
+    with open(path, "rb") as image:
+        head = image.read(VHD_FOOTER_SIZE)
+    if not head.startswith(GZIP_MAGIC):
+        _reject_other_formats(path, head)
+    with open(path, "rb") as image:
+        reader = _DigestingReader(image, algorithms)
+        try:
+            with tarfile.open(fileobj=reader, mode="r|gz", bufsize=CHUNK) as tar:
+                members = [_check_member(path, index, member, tar) for index, member in enumerate(tar)]
+        except (tarfile.TarError, gzip.BadGzipFile, EOFError, zlib.error) as error:
+            raise VHDImageError(
+                "%s is not a valid gzip tar (%s). XenServer images are a gzip tar of VHD files; %s"
+                % (path, error, CONVERT_HINT % ("DISK_IMAGE", path))
+            ) from None
+        if not members:
+            raise VHDImageError("%s is an empty tar: it must hold 0.vhd. Rebuild it (tar -czf IMAGE.tgz 0.vhd)." % path)
+        reader.drain()
+    return dict(members=members, size=reader.size, digests=reader.hexdigests())
+
+
+def file_digest(path, algorithm):
+    """Return the hex digest of a whole file, read in chunks."""
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as source:
+        for chunk in iter(lambda: source.read(CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def make_vhd_tgz(run_command, qemu_img, src, dest, *, src_format=None, compression_level=6):
+    """Build the XenServer-format image C(dest) from the disk image C(src).
+
+    The disk is converted to a dynamic VHD with C(qemu-img convert -O vpc) in a temporary directory next to
+    C(dest), put in a gzip tar as C(0.vhd), and the result renamed to C(dest) (so C(dest) is either the
+    old file or the complete new one).
+
+    Args:
+        run_command: runs a command given as a list and returns (rc, stdout, stderr), like
+            C(AnsibleModule.run_command).
+        qemu_img: path of the qemu-img program.
+        src: the raw, qcow2 (or any qemu-img-readable) disk image.
+        dest: the C(.tgz) file to write.
+        src_format: the qemu-img format name of C(src); None lets qemu-img probe it.
+        compression_level: gzip level, 0 (none) to 9.
+
+    Raises:
+        VHDImageError: qemu-img failed; the message carries its error.
+    """
+    directory = os.path.dirname(os.path.abspath(dest))
+    with tempfile.TemporaryDirectory(dir=directory, prefix=".vhd_tgz-") as work:
+        vhd = os.path.join(work, "0.vhd")
+        command = [qemu_img, "convert", "-O", "vpc", "-o", "subformat=dynamic"]
+        if src_format:
+            command += ["-f", src_format]
+        rc, _out, err = run_command([*command, src, vhd])
+        if rc:
+            raise VHDImageError("qemu-img could not convert %s to VHD: %s" % (src, err.strip() or "exit %d" % rc))
+        packed = os.path.join(work, "image.tgz")
+        with tarfile.open(packed, "w:gz", compresslevel=compression_level) as tar:
+            tar.add(vhd, arcname="0.vhd", filter=_anonymous)
+        os.chmod(packed, 0o644)
+        os.replace(packed, dest)
+
+
+def _anonymous(info):
+    """Record the VHD as root's: Dom0 unpacks the image as root, which keeps the owner the archive names."""
+    info.uid = info.gid = 0
+    info.uname = info.gname = "root"
+    return info
