@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from bedlib import PREFIX, ns
 
 REPO = Path(__file__).resolve().parents[2]
 BED = REPO / "tests" / "bed" / "bed.py"
@@ -61,7 +62,7 @@ def ip_json(ns: str, *args: str) -> list[dict]:
 
 def bed_namespaces() -> list[str]:
     listing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
-    return [line.split()[0] for line in listing.splitlines() if line.startswith("xs-")]
+    return [line.split()[0] for line in listing.splitlines() if line.startswith(PREFIX)]
 
 
 def running(pid: int) -> bool:
@@ -86,7 +87,7 @@ def assert_clean(state_dir: Path, etc_before: set[str], pids: list[int]) -> None
     assert bed_namespaces() == []
     assert [pid for pid in pids if running(pid)] == []
     assert [line for line in command_lines() if str(state_dir) in line] == []
-    assert not list(Path("/etc").glob("netns/xs-*"))
+    assert not list(Path("/etc").glob("netns/%s*" % PREFIX))
     assert set(os.listdir("/etc")) == etc_before
 
 
@@ -132,27 +133,27 @@ class TestTwoPairs:
     """The topology and data paths of one bed with two pairs."""
 
     def test_simulator_answers_in_dom0(self) -> None:
-        for ns in ("xs-dom0-1", "xs-dom0-2"):
-            assert in_netns(ns, PYTHON, "-c", HTTP_GET, HEALTH).stdout.strip() == "ok"
+        for dom0 in (ns("dom0-1"), ns("dom0-2")):
+            assert in_netns(dom0, PYTHON, "-c", HTTP_GET, HEALTH).stdout.strip() == "ok"
 
     def test_himn_address_is_leased_without_default_route(self, state_dir: Path) -> None:
-        addresses = ip_json("xs-compute-1", "-4", "address", "show", "dev", "eth2")[0]["addr_info"]
+        addresses = ip_json(ns("compute-1"), "-4", "address", "show", "dev", "eth2")[0]["addr_info"]
         assert [(address["local"], address["prefixlen"]) for address in addresses] == [("169.254.0.2", 16)]
         leases = (state_dir / "dom0-1" / "dnsmasq.leases").read_text()
         assert " 02:58:53:02:00:01 169.254.0.2 " in leases
-        assert all(route.get("dev") != "eth2" for route in ip_json("xs-compute-1", "route", "show", "default"))
+        assert all(route.get("dev") != "eth2" for route in ip_json(ns("compute-1"), "route", "show", "default"))
 
     def test_compute_reaches_simulator_over_himn(self) -> None:
-        assert in_netns("xs-compute-1", PYTHON, "-c", HTTP_GET, HEALTH).stdout.strip() == "ok"
+        assert in_netns(ns("compute-1"), PYTHON, "-c", HTTP_GET, HEALTH).stdout.strip() == "ok"
 
     @pytest.mark.parametrize(
         ("source", "target"),
         [
-            ("xs-compute-1", "198.18.1.2"),
-            ("xs-compute-1", "198.18.2.2"),
-            ("xs-ctl", "198.18.1.11"),
-            ("xs-ctl", "198.18.2.11"),
-            ("xs-ctl", "198.18.1.12"),
+            (ns("compute-1"), "198.18.1.2"),
+            (ns("compute-1"), "198.18.2.2"),
+            (ns("ctl"), "198.18.1.11"),
+            (ns("ctl"), "198.18.2.11"),
+            (ns("ctl"), "198.18.1.12"),
         ],
     )
     def test_mgmt_and_storage_connect_compute_and_controller(self, source: str, target: str) -> None:
@@ -161,7 +162,7 @@ class TestTwoPairs:
 
     def test_dom0_has_no_route_to_the_controller_yet(self) -> None:
         result = subprocess.run(
-            ["ip", "-n", "xs-dom0-1", "route", "get", "198.18.1.2"], capture_output=True, text=True, check=False
+            ["ip", "-n", ns("dom0-1"), "route", "get", "198.18.1.2"], capture_output=True, text=True, check=False
         )
         assert result.returncode != 0
         assert "unreachable" in result.stderr
@@ -169,7 +170,7 @@ class TestTwoPairs:
     def test_simulator_knows_the_bed_macs(self, inventory: dict) -> None:
         compute = inventory["all"]["children"]["compute"]["hosts"]["compute-1"]
         macs = in_netns(
-            "xs-compute-1",
+            ns("compute-1"),
             PYTHON,
             "-c",
             VM_MACS,
@@ -177,7 +178,7 @@ class TestTwoPairs:
             compute["xenserver_username"],
             compute["xenserver_password"],
         )
-        nics = {link["ifname"]: link["address"] for link in ip_json("xs-compute-1", "link", "show")}
+        nics = {link["ifname"]: link["address"] for link in ip_json(ns("compute-1"), "link", "show")}
         assert macs.stdout.split() == sorted(nics[nic] for nic in ("eth0", "eth1", "eth2")), macs.stderr
 
     def test_up_again_is_a_no_op(self, state_dir: Path) -> None:
@@ -244,7 +245,9 @@ def test_up_completes_a_crashed_up(tmp_path: Path, etc_before: set[str]) -> None
         status = json.loads(bed("status", state_dir=tmp_path).stdout)
         assert status["up"]
         assert (
-            sorted(status["namespaces"]) == sorted(bed_namespaces()) == ["xs-compute-1", "xs-ctl", "xs-dom0-1", "xs-sw"]
+            sorted(status["namespaces"])
+            == sorted(bed_namespaces())
+            == [ns("compute-1"), ns("ctl"), ns("dom0-1"), ns("sw")]
         )
         pids = recorded_pids(tmp_path)
     finally:
