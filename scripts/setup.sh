@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 VENV=$ROOT/.venv
 COLLECTIONS=$ROOT/.build/collections
-APT_PACKAGES=(iproute2 iptables dnsmasq-base busybox isc-dhcp-client procps rpm qemu-utils)
+APT_PACKAGES=(iproute2 iptables dnsmasq-base busybox isc-dhcp-client procps rpm qemu-utils
+  rpm2cpio cpio createrepo-c xorriso genisoimage gnupg openssl)
 
 log() { printf '[setup] %s\n' "$*"; }
 

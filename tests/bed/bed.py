@@ -458,6 +458,36 @@ def lease_himn(pair: Pair) -> None:
         )
 
 
+# --- the pack's signing key -------------------------------------------------------------------------------------
+
+
+def signing_key(state_dir: Path) -> tuple[str, str]:
+    """A throwaway GPG key for the Dom0 pack site.yml builds on the bed: (gpg home, fingerprint). Made once."""
+    home = state_dir / "gpg"
+    gpg = ("gpg", "--batch", "--homedir", str(home))
+    if not home.exists():
+        home.mkdir(mode=0o700)
+        run(*gpg, "--passphrase", "", "--quick-gen-key", "xenserver.openstack test bed", "rsa2048", "sign", "never")
+        run("gpgconf", "--homedir", str(home), "--kill", "gpg-agent", check=False)
+    listing = run(*gpg, "--with-colons", "--list-secret-keys").stdout.splitlines()
+    return str(home), next(line.split(":")[9] for line in listing if line.startswith("fpr:"))
+
+
+def trust_signing_key(pair: Pair, home: str, fingerprint: str) -> None:
+    """Make the simulated Dom0 trust the key, as import-update-key does in a real Dom0 (ultimate owner trust)."""
+    ring = pair.dom0_dir / "root" / "opt" / "xensource" / "gpg"
+    ring.mkdir(parents=True, mode=0o700, exist_ok=True)
+    public = pair.dom0_dir / "signing-key.asc"
+    public.write_text(run("gpg", "--batch", "--homedir", home, "--armor", "--export", fingerprint).stdout)
+    trusted = ("gpg", "--batch", "--no-autostart", "--homedir", str(ring))
+    # gpg exits 2 when it cannot reach an agent (a long homedir path makes the socket name too long), after
+    # importing the public key all the same: check the key is there instead.
+    run(*trusted, "--import", str(public), check=False)
+    run(*trusted, "--list-keys", fingerprint)
+    (pair.dom0_dir / "ownertrust").write_text("%s:6:\n" % fingerprint)
+    run(*trusted, "--import-ownertrust", str(pair.dom0_dir / "ownertrust"))
+
+
 def inventory(state: State, pairs: list[Pair], scenarios: dict[int, dict]) -> dict:
     def host(ns: str, **hostvars: str) -> dict:
         return dict(ansible_netns_name=ns, **hostvars)
@@ -488,6 +518,9 @@ def inventory(state: State, pairs: list[Pair], scenarios: dict[int, dict]) -> di
                 "ansible_python_interpreter": state.data["python"],
                 "bed_mgmt_cidr": NETWORKS["mgmt"][0] + ".0/24",
                 "bed_storage_cidr": NETWORKS["storage"][0] + ".0/24",
+                "dom0_suppack_gpg_home": state.data["signing_key"][0],
+                "dom0_suppack_gpg_key": state.data["signing_key"][1],
+                "dom0_suppack_build_dir": str(state.dir / "suppack"),
             },
             "children": {"compute": {"hosts": compute}, "controller": {"hosts": controller}, "dom0": {"hosts": dom0}},
         }
@@ -537,6 +570,9 @@ def up(args: argparse.Namespace) -> int:
             lease_himn(pair)
     for pair in pairs:
         start_standins(pair)
+    state.data["signing_key"] = signing_key(args.state_dir)
+    for pair in pairs:
+        trust_signing_key(pair, *state.data["signing_key"])
     inventory_path.write_text(yaml.safe_dump(inventory(state, pairs, scenarios), sort_keys=False))
     state.data["complete"] = True
     state.save()
@@ -625,6 +661,8 @@ def down(args: argparse.Namespace) -> int:
         run("ip", "netns", "delete", ns)
     for path in reversed(state.data["etc"]):
         remove_etc(Path(path))
+    if (args.state_dir / "gpg").exists():  # the agent gpg started when the pack was signed
+        run("gpgconf", "--homedir", str(args.state_dir / "gpg"), "--kill", "gpg-agent", check=False)
     for pair in pairs_of(state):
         clear_host_dir(pair.dom0_dir)
         clear_host_dir(pair.compute_dir)

@@ -63,13 +63,19 @@ class Bed:
 
     def __init__(self, state_dir, *options):
         self.state_dir = state_dir
-        self.bed("up", *options)
+        try:
+            self.bed("up", *options)
+        except AssertionError:
+            self.down()
+            raise
         self.inventory = self.bed("inventory").strip()
 
     def bed(self, command, *options):
-        return subprocess.run(
-            [*BED, command, "--state-dir", self.state_dir, *options], check=True, capture_output=True, text=True
-        ).stdout
+        run = subprocess.run(
+            [*BED, command, "--state-dir", self.state_dir, *options], capture_output=True, text=True, check=False
+        )
+        assert run.returncode == 0, "bed.py %s failed: %s" % (command, run.stderr.strip())
+        return run.stdout
 
     def down(self):
         self.bed("down")

@@ -2,7 +2,6 @@
 
 import json
 import os
-import shutil
 
 import pytest
 import yaml
@@ -11,7 +10,6 @@ from bedlib import PREFIX, ROOT, Bed, ns, task_results
 pytestmark = pytest.mark.root
 
 SITE = os.path.join(ROOT, "playbooks", "site.yml")
-PLUGIN = os.path.join(ROOT, "dom0", "etc", "xapi.d", "plugins", "xenserver_openstack")
 
 
 def alive(pid):
@@ -37,7 +35,6 @@ def test_site_yml_against_the_bed_then_nothing_left_behind(tmp_path):
         with open(os.path.join(bed.state_dir, "dom0-1", "scenario.yml")) as handle:
             scenario = yaml.safe_load(handle)
         assert leftovers(pids)[0] and leftovers(pids)[1] == pids, "the bed did not come up"
-        shutil.copy(PLUGIN, os.path.join(bed.root("dom0-1"), "etc", "xapi.d", "plugins"))
 
         code, report, output = bed.playbook(SITE, "-vvv")
 
@@ -48,6 +45,9 @@ def test_site_yml_against_the_bed_then_nothing_left_behind(tmp_path):
         assert facts["host"]["product_version"] == str(host["software_version"]["product_version"])
         assert facts["vm"]["uuid"] == vm["uuid"]
         assert facts["himn"]["bridge"] == "xenapi"
+        pack = task_results(report, "compute-1", "xenserver.openstack.dom0_suppack : Apply the pack on the host")
+        assert pack and pack[0]["changed"], "the pack was not applied"
+        assert os.path.exists(os.path.join(bed.root("dom0-1"), "etc", "xapi.d", "plugins", "xenserver_openstack"))
         assert "198.18.1.0/24 via 169.254.0.2 dev xenapi" in bed.run(ns("dom0-1"), "ip", "-4", "route").stdout
         assert scenario["credentials"]["password"] not in output
     finally:

@@ -66,7 +66,7 @@ class XAPI:
         self.behaviour = scenario.get("behaviour", {})
         self.db, self.lock, self.counts = DB(), threading.RLock(), collections.Counter()
         self.expire_after, self.always_expire, self.via_himn = None, False, False
-        self.payloads = {}  # pool_update ref -> {plugin file name: bytes}, installed by apply
+        self.payloads = {}  # pool_update ref -> ({plugin file name: bytes}, {path: {mode, data}}), for apply
         self.refs = self._seed(scenario)
         self.master = self.refs["hosts"][scenario["pool"]["master"]]
         self.local_host = self.refs["hosts"][scenario.get("local_host") or scenario["pool"]["master"]]
@@ -456,19 +456,25 @@ def update_introduce(api, session, vdi):
     if api.behaviour.get("update_signature") == "invalid":
         raise Failure("INVALID_UPDATE", "Invalid signature")
     try:
-        info = read_update_from_vdi(api.vdi_path(vdi))
+        info = read_update_from_vdi(api.vdi_path(vdi), keyring=os.path.join(api.root, "opt", "xensource", "gpg"))
     except ValueError as exc:
         raise Failure("INVALID_UPDATE", str(exc)) from None
     uid = info["uuid"] or _stable("update", info["name_label"], info["version"])
-    if api.db.find("pool_update", uuid=uid):
-        raise Failure("UPDATE_ALREADY_EXISTS", uid)
+    for ref in api.db.find("pool_update", uuid=uid):
+        # xapi: the same VDI again, or a record whose VDI was cleaned, gets this VDI and the existing ref.
+        rec = api.db.raw("pool_update", ref)
+        if rec["vdi"] != vdi and rec["vdi"] in api.db.tables["VDI"]:
+            raise Failure("UPDATE_ALREADY_EXISTS", uid)
+        rec["vdi"] = vdi
+        api.payloads[ref] = (info["plugins"], info.get("files", {}))
+        return ref
     ref = api.db.create(
         "pool_update",
         uuid=uid,
         vdi=vdi,
         **{k: v for k, v in info.items() if k in FIELDS["pool_update"] and k != "uuid"},
     )
-    api.payloads[ref] = info["plugins"]
+    api.payloads[ref] = (info["plugins"], info.get("files", {}))
     return ref
 
 
@@ -486,15 +492,24 @@ def update_precheck(api, session, update, host):
 
 @message("pool_update.apply")
 def update_apply(api, session, update, host):
-    """Apply on ``host``; the update's plugins are installed into the (one simulated) plugin directory."""
+    """Apply on ``host``; the update's plugins are installed into the (one simulated) plugin directory and its
+    other files (such as the stamp /var/update/applied/<uuid>) under the simulated Dom0's root. As yum upgrades
+    ``update-<label>`` and so replaces the stamp of an older update with the same label, that one stops being
+    applied on the host."""
     update_precheck(api, session, update, host)
-    api.db.raw("pool_update", update)["hosts"].append(host)
-    for name, data in api.payloads.get(update, {}).items():
-        os.makedirs(api.plugin_dir, exist_ok=True)
-        target = os.path.join(api.plugin_dir, name)
+    rec = api.db.raw("pool_update", update)
+    for ref in api.db.find("pool_update", name_label=rec["name_label"]):
+        if ref != update and host in api.db.raw("pool_update", ref)["hosts"]:
+            api.db.raw("pool_update", ref)["hosts"].remove(host)
+    rec["hosts"].append(host)
+    plugins, files = api.payloads.get(update, ({}, {}))
+    targets = [(os.path.join(api.plugin_dir, name), 0o755, data) for name, data in plugins.items()]
+    targets += [(os.path.join(api.root, p.lstrip("/")), f["mode"], f["data"]) for p, f in files.items()]
+    for target, mode, data in targets:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
         with open(target, "wb") as f:
             f.write(data)
-        os.chmod(target, 0o755)
+        os.chmod(target, mode)
     return ""
 
 

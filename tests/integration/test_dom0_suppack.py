@@ -1,0 +1,153 @@
+"""The dom0_suppack role through ansible-playbook, against the XAPI simulator on loopback.
+
+The compute VM is localhost (ansible_connection: local); its XAPI URL points at a simulator started by the test.
+The role builds and signs the pack with tools/build_pack.py, copies it, and applies it with xen_suppack.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import XenAPI
+import yaml
+from bedlib import ROOT, ansible_env, failures, task_results
+
+PUT = "PUT /import_raw_vdi"
+ROLE_NAME = "xenserver.openstack.dom0_suppack"
+ROLE = ROLE_NAME + " : "
+PLAYBOOK = """\
+- name: Install the Dom0 plugins on the host of the compute VM
+  hosts: compute
+  gather_facts: false
+  module_defaults:
+    group/xenserver.openstack.xenapi:
+      url: "{{ xenserver_url }}"
+      username: "{{ xenserver_username }}"
+      password: "{{ xenserver_password }}"
+    # The same for xen_suppack itself, which the group may not list yet (meta/runtime.yml).
+    xenserver.openstack.xen_suppack:
+      url: "{{ xenserver_url }}"
+      username: "{{ xenserver_username }}"
+      password: "{{ xenserver_password }}"
+  roles:
+    - role: xenserver.openstack.dom0_suppack
+"""
+
+
+@pytest.fixture(scope="module")
+def gpg_key(tmp_path_factory):
+    home = str(tmp_path_factory.mktemp("gpg") / "home")
+    os.makedirs(home, mode=0o700)
+    gpg = ["gpg", "--batch", "--homedir", home]
+    subprocess.run([*gpg, "--passphrase", "", "--quick-gen-key", "role test", "rsa2048", "sign", "never"], check=True)
+    listing = subprocess.run([*gpg, "--with-colons", "--list-secret-keys"], capture_output=True, text=True, check=True)
+    yield home, next(line.split(":")[9] for line in listing.stdout.splitlines() if line.startswith("fpr:"))
+    subprocess.run(["gpgconf", "--homedir", home, "--kill", "gpg-agent"], capture_output=True, check=False)
+
+
+def write_inventory(tmp_path, sim, gpg_key):
+    vm = sim.scenario["vms"]["compute"]
+    host = dict(
+        ansible_connection="local",
+        ansible_python_interpreter=sys.executable,
+        xenserver_url=sim.url,
+        xenserver_username=sim.scenario["credentials"]["username"],
+        xenserver_password=sim.scenario["credentials"]["password"],
+        dom0_suppack_vm_uuid=vm["uuid"],
+        dom0_suppack_gpg_home=gpg_key[0],
+        dom0_suppack_gpg_key=gpg_key[1],
+        dom0_suppack_build_dir=str(tmp_path / "build"),
+        dom0_suppack_remote_dir=str(tmp_path / "compute" / "var" / "tmp"),
+    )
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(yaml.safe_dump({"compute": {"hosts": {"compute-1": host}}}))
+    playbook = tmp_path / "dom0_suppack.yml"
+    playbook.write_text(PLAYBOOK)
+    return str(inventory), str(playbook)
+
+
+def play(inventory, playbook, *args):
+    run = subprocess.run(
+        ["ansible-playbook", playbook, "-i", inventory, *args],
+        capture_output=True,
+        text=True,
+        env=ansible_env(),
+        cwd=ROOT,
+        check=False,
+    )
+    report = json.loads(run.stdout[run.stdout.index("{") :])
+    assert run.returncode == 0, failures(report) or run.stderr[-3000:]
+    return report
+
+
+def test_role_applies_the_pack_then_has_nothing_to_do(xapi_sim, tmp_path, gpg_key):
+    sim = xapi_sim("xcpng-8.3")
+    inventory, playbook = write_inventory(tmp_path, sim, gpg_key)
+
+    check = play(inventory, playbook, "--check")
+    (predicted,) = task_results(check, "compute-1", ROLE + "Apply the pack on the host")
+    assert predicted["changed"] is True and predicted["uploaded"] is False
+    assert PUT not in sim.counts() and sim.state()["updates"] == []
+
+    first = play(inventory, playbook)
+    (applied,) = task_results(first, "compute-1", ROLE + "Apply the pack on the host")
+    assert applied["changed"] is True and applied["uploaded"] is True and applied["legacy"] is False
+    assert first["stats"]["compute-1"]["changed"] >= 1
+    assert sim.counts()[PUT] == 1 and sim.vdi_count() == 0
+    assert [(u["name_label"], u["hosts"]) for u in sim.state()["updates"]] == [("xenserver-openstack", ["xcp-ng-83"])]
+    session = XenAPI.Session(sim.url)
+    session.xenapi.login_with_password("root", sim.scenario["credentials"]["password"], "2.0", "test")
+    answer = session.xenapi.host.call_plugin(session.xenapi.host.get_all()[0], "xenserver_openstack", "version", {})
+    assert json.loads(answer)["plugin"] == "xenserver_openstack"
+
+    sim.reset_counts()
+    second = play(inventory, playbook)
+    assert second["stats"]["compute-1"]["changed"] == 0, [
+        t["task"]["name"] for p in second["plays"] for t in p["tasks"] if t["hosts"]["compute-1"].get("changed")
+    ]
+    assert PUT not in sim.counts()
+
+    sim.reset_counts()
+    off = play(inventory, playbook, "-e", "dom0_suppack_install=false")
+    ran = [
+        t["task"]["name"]
+        for p in off["plays"]
+        for t in p["tasks"]
+        if not t["hosts"]["compute-1"].get("skipped") and "Validating arguments" not in t["task"]["name"]
+    ]
+    assert ran == [] and off["stats"]["compute-1"]["changed"] == 0, ran
+    assert sim.counts() == {}, "a switched-off role must not even read XAPI"
+
+
+def test_role_stops_on_an_lvm_default_sr_before_anything_changes(xapi_sim, tmp_path, gpg_key):
+    sim = xapi_sim("lvm-sr")
+    inventory, playbook = write_inventory(tmp_path, sim, gpg_key)
+    run = subprocess.run(
+        ["ansible-playbook", playbook, "-i", inventory], capture_output=True, text=True, env=ansible_env(), check=False
+    )
+    report = json.loads(run.stdout[run.stdout.index("{") :])
+    assert run.returncode != 0 and "is of type lvm" in failures(report) and "default-SR" in failures(report)
+    assert PUT not in sim.counts() and not os.path.exists(tmp_path / "build")
+
+
+def test_every_task_file_of_the_role_passes_syntax_check(tmp_path):
+    """The trust and legacy paths need a real Dom0 over SSH; here every task file is at least parsed (static
+    imports, so that --syntax-check reads them all)."""
+    files = sorted(f[:-4] for f in os.listdir(os.path.join(ROOT, "roles", "dom0_suppack", "tasks")))
+    assert {"main", "preflight", "build", "trust", "install", "legacy"} <= set(files)
+    tasks = [
+        {"name": "Import %s" % name, "ansible.builtin.import_role": {"name": ROLE_NAME, "tasks_from": name}}
+        for name in files
+    ]
+    playbook = tmp_path / "all_paths.yml"
+    playbook.write_text(yaml.safe_dump([{"name": "Every path", "hosts": "all", "gather_facts": False, "tasks": tasks}]))
+    run = subprocess.run(
+        ["ansible-playbook", "--syntax-check", str(playbook), "-i", "localhost,"],
+        capture_output=True,
+        text=True,
+        env=ansible_env(),
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr

@@ -1,0 +1,246 @@
+"""tools/build_pack.py: the ISOs it builds, opened with real tools (isoinfo, rpm, rpm2cpio/cpio, gpg)."""
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import pytest
+
+TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(TESTS)
+BUILD = [sys.executable, os.path.join(ROOT, "tools", "build_pack.py")]
+PLUGIN = "/etc/xapi.d/plugins/xenserver_openstack"
+PLUGIN_SOURCE = os.path.join(ROOT, "dom0", PLUGIN.lstrip("/"))
+
+
+def galaxy_version():
+    with open(os.path.join(ROOT, "galaxy.yml")) as handle:
+        return re.search(r"^version:\s*(\S+)", handle.read(), re.M).group(1)
+
+
+def run_build(*args, env=None):
+    return subprocess.run([*BUILD, *args], capture_output=True, text=True, env=env, check=False)
+
+
+def build(*args, env=None):
+    proc = run_build(*args, env=env)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def signed(key, *args):
+    return build("--gpg-home", key["home"], "--key", key["fingerprint"], *args)
+
+
+def isoinfo_list(iso):
+    """{path: mode string} of the ISO's Rock Ridge tree, from isoinfo -R -l."""
+    listing = subprocess.run(["isoinfo", "-R", "-l", "-i", iso], capture_output=True, text=True, check=True).stdout
+    found, directory = {}, "/"
+    for line in listing.splitlines():
+        if line.startswith("Directory listing of "):
+            directory = line[len("Directory listing of ") :].strip()
+        elif line[:1] in ("-", "d") and not line.rstrip().endswith((" .", " ..")):
+            found[directory + line.split()[-1]] = line.split()[0]
+    return found
+
+
+def extract(iso, path, target):
+    with open(target, "wb") as handle:
+        subprocess.run(["isoinfo", "-R", "-i", iso, "-x", path], stdout=handle, check=True)
+    return str(target)
+
+
+def rpm_query(rpm, *args):
+    argv = ["rpm", "-qp", "--nosignature", *args, rpm]
+    return subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+
+
+@pytest.fixture(scope="module")
+def key(tmp_path_factory):
+    home = str(tmp_path_factory.mktemp("gpg") / "home")
+    os.makedirs(home, mode=0o700)
+    gpg = ["gpg", "--batch", "--homedir", home]
+    subprocess.run([*gpg, "--passphrase", "", "--quick-gen-key", "build test", "rsa2048", "sign", "never"], check=True)
+    listing = subprocess.run([*gpg, "--with-colons", "--list-secret-keys"], capture_output=True, text=True, check=True)
+    listing = listing.stdout
+    yield dict(home=home, fingerprint=next(line.split(":")[9] for line in listing.splitlines() if line[:4] == "fpr:"))
+    subprocess.run(["gpgconf", "--homedir", home, "--kill", "gpg-agent"], capture_output=True, check=False)
+
+
+@pytest.fixture(scope="module")
+def pack(tmp_path_factory, key):
+    return signed(key, "--output", str(tmp_path_factory.mktemp("pack")))
+
+
+def test_update_iso_carries_the_plugin_rpm(pack, tmp_path):
+    iso = pack["iso"]
+    version = galaxy_version()
+    assert pack["version"] == version and os.path.basename(iso) == "xenserver-openstack-%s.iso" % version
+    tree = isoinfo_list(iso)
+    payload = "/Packages/xenserver-openstack-plugins-%s-1.noarch.rpm" % version
+    meta = "/Packages/update-xenserver-openstack-%s-1.noarch.rpm" % version
+    for path in ("/update.xml", "/update.xml.asc", "/repodata/repomd.xml", "/repodata/repomd.xml.asc", payload, meta):
+        assert path in tree, sorted(tree)
+
+    rpm = extract(iso, payload, tmp_path / "payload.rpm")
+    listing = subprocess.run(["rpm", "-qlpv", "--nosignature", rpm], capture_output=True, text=True, check=True).stdout
+    (line,) = [entry for entry in listing.splitlines() if entry.endswith(PLUGIN)]
+    assert line.split()[:4] == ["-rwxr-xr-x", "1", "root", "root"], line
+    assert rpm_query(rpm, "--requires").split("\n") == [
+        "rpmlib(CompressedFileNames) <= 3.0.4-1",
+        "rpmlib(FileDigests) <= 4.6.0-1",
+        "rpmlib(PayloadFilesHavePrefix) <= 4.0-1",
+        "",
+    ]
+    assert rpm_query(rpm, "--qf", "%{PAYLOADCOMPRESSOR} %{ARCH}") == "gzip noarch"
+    unpacked = tmp_path / "unpacked"
+    unpacked.mkdir()
+    payload_cpio = subprocess.run(["rpm2cpio", rpm], capture_output=True, check=True).stdout
+    subprocess.run(["cpio", "-idm", "--quiet"], input=payload_cpio, cwd=unpacked, check=True)
+    with open(PLUGIN_SOURCE, "rb") as handle:
+        assert (unpacked / PLUGIN.lstrip("/")).read_bytes() == handle.read()
+
+    stamp = extract(iso, meta, tmp_path / "meta.rpm")
+    assert "xenserver-openstack-plugins >= %s-1" % version in rpm_query(stamp, "--requires")
+    assert rpm_query(stamp, "-l").strip() == "/var/update/applied/%s" % pack["uuid"]
+    checked = subprocess.run(["rpm", "-Kv", rpm], capture_output=True, text=True, check=False).stdout
+    assert "Header V4 RSA/SHA256 Signature, key ID %s" % pack["key_fingerprint"][-8:].lower() in checked
+
+    update = ET.fromstring(open(extract(iso, "/update.xml", tmp_path / "update.xml")).read())
+    assert (update.tag, update.get("name-label"), update.get("version"), update.get("uuid")) == (
+        "update",
+        "xenserver-openstack",
+        version,
+        pack["uuid"],
+    )
+    assert update.get("key") == "RPM-GPG-KEY-xenserver-openstack" and update.get("after-apply-guidance") == ""
+    assert update.findtext("name-description").strip()
+    assert int(update.get("installation-size")) == os.path.getsize(PLUGIN_SOURCE)
+
+
+def test_signatures_verify_the_way_xapi_checks_them(pack, tmp_path):
+    iso = pack["iso"]
+    home = tmp_path / "dom0gpg"
+    home.mkdir(mode=0o700)
+    gpg = ["gpg", "--batch", "--no-autostart", "--homedir", str(home)]
+    subprocess.run([*gpg, "--import", pack["public_key"]], check=True, capture_output=True)
+
+    def status(name):
+        document = extract(iso, "/" + name, tmp_path / os.path.basename(name))
+        signature = extract(iso, "/" + name + ".asc", tmp_path / (os.path.basename(name) + ".asc"))
+        return subprocess.run(
+            [*gpg, "--status-fd", "1", "--verify", signature, document], capture_output=True, text=True, check=False
+        ).stdout
+
+    assert "GOODSIG" in status("update.xml") and "TRUST_ULTIMATE" not in status("update.xml")
+    trust = "%s:6:\n" % pack["key_fingerprint"]
+    subprocess.run([*gpg, "--import-ownertrust"], input=trust, text=True, check=True, capture_output=True)
+    for name in ("update.xml", "repodata/repomd.xml"):
+        answer = status(name)
+        assert "[GNUPG:] GOODSIG" in answer and "[GNUPG:] TRUST_ULTIMATE" in answer, answer
+    with open(tmp_path / "update.xml", "a") as handle:
+        handle.write("<!-- tampered -->\n")
+    tampered = subprocess.run(
+        [*gpg, "--status-fd", "1", "--verify", str(tmp_path / "update.xml.asc"), str(tmp_path / "update.xml")],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    assert "BADSIG" in tampered
+
+
+def test_same_inputs_give_the_same_iso(key, pack, tmp_path):
+    again = signed(key, "--output", str(tmp_path / "again"))
+    assert again["sha256"] == pack["sha256"] and again["uuid"] == pack["uuid"]
+    assert signed(key, "--output", again["iso"])["changed"] is False
+    later = signed(key, "--output", str(tmp_path / "later"), "--source-date-epoch", "1767225600")
+    assert later["sha256"] != pack["sha256"] and later["uuid"] == pack["uuid"]
+    # Other content, same version: another update uuid, the same label.
+    source = tmp_path / "source"
+    shutil.copytree(os.path.join(ROOT, "dom0"), source / "dom0")
+    shutil.copy(os.path.join(ROOT, "galaxy.yml"), source)
+    with open(source / "dom0" / PLUGIN.lstrip("/"), "a") as handle:
+        handle.write("# changed\n")
+    other = signed(key, "--source", str(source), "--output", str(tmp_path / "other"))
+    assert other["uuid"] != pack["uuid"] and other["label"] == pack["label"]
+
+
+def test_extra_plugins_go_into_their_own_rpm(key, tmp_path):
+    extra = tmp_path / "os_xenapi" / "dom0" / "etc" / "xapi.d" / "plugins"
+    extra.mkdir(parents=True)
+    (extra / "xenhost.py").write_text("#!/usr/bin/env python\nprint('xenhost')\n")
+    (extra / "netwrap.py").write_text("#!/usr/bin/env python\n")
+    (extra / "__pycache__").mkdir()
+    (extra / "stale.pyc").write_bytes(b"\0")
+    result = signed(key, "--extra-plugins", str(tmp_path / "os_xenapi" / "dom0"), "--output", str(tmp_path / "out"))
+    version = result["version"]
+    assert "xenserver-openstack-extra-plugins-%s-1.noarch.rpm" % version in result["packages"]
+    rpm_path = "/Packages/xenserver-openstack-extra-plugins-%s-1.noarch.rpm" % version
+    rpm = extract(result["iso"], rpm_path, tmp_path / "x")
+    listing = subprocess.run(["rpm", "-qlpv", "--nosignature", rpm], capture_output=True, text=True, check=True).stdout
+    names = sorted((line.split()[0], line.split()[-1]) for line in listing.splitlines())
+    assert names == [("-rwxr-xr-x", "/etc/xapi.d/plugins/netwrap.py"), ("-rwxr-xr-x", "/etc/xapi.d/plugins/xenhost.py")]
+    meta = extract(result["iso"], "/Packages/update-xenserver-openstack-%s-1.noarch.rpm" % version, tmp_path / "m")
+    assert "xenserver-openstack-extra-plugins >= %s-1" % version in rpm_query(meta, "--requires")
+
+    (extra / "xenserver_openstack").write_text("clash\n")
+    clash = run_build("--extra-plugins", str(extra), "--output", str(tmp_path / "clash"))
+    assert clash.returncode == 1 and "comes from both" in clash.stderr
+
+
+def test_legacy_pack(tmp_path):
+    result = build("--format", "legacy", "--output", str(tmp_path))
+    iso = result["iso"]
+    tree = isoinfo_list(iso)
+    rpm_name = "xenserver-openstack-plugins-%s-1.noarch.rpm" % result["version"]
+    assert tree["/install"].startswith("-r-xr-xr-x") and tree["/install.sh"].startswith("-r-xr-xr-x")
+    assert {"/XS-REPOSITORY", "/XS-PACKAGES", "/" + rpm_name} <= set(tree)
+    assert "/update.xml" not in tree and not any(p.startswith("/repodata") for p in tree)
+    repository = ET.fromstring(open(extract(iso, "/XS-REPOSITORY", tmp_path / "XS-REPOSITORY")).read())
+    assert "%s:%s" % (repository.get("originator"), repository.get("name")) == result["legacy_key"]
+    assert repository.get("product") == "XCP" and repository[0].tag == "description"
+    rpm = extract(iso, "/" + rpm_name, tmp_path / rpm_name)
+    package = ET.fromstring(open(extract(iso, "/XS-PACKAGES", tmp_path / "XS-PACKAGES")).read())[0]
+    with open(rpm, "rb") as handle:
+        data = handle.read()
+    assert package.get("md5") == hashlib.md5(data).hexdigest() and int(package.get("size")) == len(data)
+    # MD5 file digests (32 hex digits), which XenServer 6.5's rpm 4.4 reads; rpm stores no algorithm tag for them.
+    assert rpm_query(rpm, "--qf", "%{FILEDIGESTALGO}") == "(none)"
+    assert [len(d) for d in rpm_query(rpm, "--qf", "[%{FILEDIGESTS}\n]").split()] == [32]
+    assert "FileDigests" not in rpm_query(rpm, "--requires")
+    install = extract(iso, "/install", tmp_path / "install")
+    subprocess.run(["sh", "-n", install], check=True)
+    assert rpm_name in open(install).read()
+
+
+def test_unsigned_update_pack_is_built_with_a_warning(tmp_path):
+    proc = run_build("--output", str(tmp_path))
+    assert proc.returncode == 0 and "INVALID_UPDATE" in proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["signed"] is False and "/update.xml.asc" not in isoinfo_list(result["iso"])
+
+
+def test_missing_tools_are_named_with_their_package(tmp_path):
+    proc = run_build("--output", str(tmp_path), env=dict(os.environ, PATH=str(tmp_path)))
+    assert proc.returncode == 1 and "apt-get install" in proc.stderr and "createrepo-c" in proc.stderr
+
+
+def test_bad_version_and_guidance_are_refused(tmp_path):
+    assert "must start with a digit" in run_build("--version", "1-2", "--output", str(tmp_path)).stderr
+    assert "unknown after-apply guidance" in run_build("--after-apply-guidance", "reboot").stderr
+
+
+def test_dom0_plugin_is_python_2_7_and_3_6_compatible(tmp_path):
+    vermin = shutil.which("vermin") or os.path.join(os.path.dirname(sys.executable), "vermin")
+    argv = [vermin, "-t=2.7-", "-t=3.6-", "--violations", "--no-tips"]
+    check = subprocess.run([*argv, PLUGIN_SOURCE], capture_output=True, text=True, check=False)
+    assert check.returncode == 0 and "Minimum required versions" in check.stdout, check.stdout + check.stderr
+    # The check does catch a Python 3.6+ construct in a file without .py suffix, as the plugin is.
+    broken = tmp_path / "plugin"
+    broken.write_text(open(PLUGIN_SOURCE).read() + "\nNAME = 'x'\nMESSAGE = f'{NAME}'\n")
+    assert subprocess.run([*argv, str(broken)], capture_output=True, check=False).returncode != 0
