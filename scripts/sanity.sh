@@ -8,8 +8,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 . scripts/env.sh
-# Outside the repository: inside it, git would report the copy as ignored and ansible-test would skip it all.
-DEST=${TMPDIR:-/tmp}/xenserver-openstack-sanity-$(id -u)/ansible_collections/xenserver/openstack
+# Outside the repository (inside it, git would report the copy as ignored and ansible-test would skip it all),
+# and one directory per run, so that two runs never share a copy.
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/xenserver-openstack-sanity.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+DEST=$WORK/ansible_collections/xenserver/openstack
 PYBIN=$ROOT/.build/pybin
 
 write_get_pip_stand_in() {
@@ -46,7 +49,7 @@ link_real_interpreters() {
 }
 
 copy_collection() {
-  rm -rf "$DEST" && mkdir -p "$DEST"
+  mkdir -p "$DEST"
   # What the collection ships, plus ansible-test's own configuration. The pytest suites and the
   # test bed under tests/ are not collection content; ruff checks them.
   git ls-files -z --cached --others --exclude-standard | grep -zEv '^tests/' |

@@ -1,0 +1,96 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) xenserver.openstack contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Filters of the misc_patches role: the preflight verdict and the patch bookkeeping, from data.
+
+The checks are pure functions of what xen_host_info read and of the inventory, so they run on the controller
+and can report every problem of a host at once, also when XAPI could not be read. See
+plugins/module_utils/_preflight.py for the logic; the documentation of each filter is in the .yml file of
+the same name.
+"""
+
+from __future__ import annotations
+
+from ansible.errors import AnsibleFilterError
+from ansible_collections.xenserver.openstack.plugins.module_utils import _preflight
+
+
+def preflight_problems(
+    host_info,
+    *,
+    options=None,
+    password_given=True,
+    platforms=(),
+    hotfix_table=(),
+    sr_types=("ext", "nfs"),
+    check_himn=True,
+):
+    """Return every problem of the inventory choices and of the host (a list of C({check, message}))."""
+    try:
+        return _preflight.preflight_problems(
+            host_info or {},
+            options=options,
+            password_given=password_given,
+            platforms=platforms or [],
+            hotfix_table=hotfix_table or [],
+            sr_types=sr_types,
+            check_himn=check_himn,
+        )
+    except (KeyError, TypeError, AttributeError) as error:
+        raise AnsibleFilterError(
+            "preflight_problems: malformed input (misc_patches_supported_platforms, misc_patches_required_hotfixes "
+            "or the xen_host_info result): %s" % error
+        ) from error
+
+
+def patch_plan(patch_sets, release, extra_patches=(), site_dir=""):
+    """Return the enabled patches of a release's set plus the extra ones, with absolute target directories."""
+    try:
+        return _preflight.patch_plan(patch_sets, release, extra_patches, site_dir)
+    except _preflight.PatchDataError as error:
+        raise AnsibleFilterError(str(error)) from error
+
+
+def patch_actions(plan, dry_runs, records):
+    """Return the plan entries with the action their dry run calls for (apply, keep, distribution, conflict)."""
+    try:
+        return _preflight.patch_actions(plan, list(dry_runs), list(records))
+    except _preflight.PatchDataError as error:
+        raise AnsibleFilterError(str(error)) from error
+
+
+def patch_conflicts(actions, state="present"):
+    """Return one message per patch that neither applies (or reverts) nor is so already."""
+    return _preflight.conflict_messages(actions, state)
+
+
+def patch_index(previous, actions, release=""):
+    """Return the record of the patches on the node after this run."""
+    return _preflight.patch_index(previous, actions, release)
+
+
+def patch_revert_plan(index, names=None):
+    """Return the recorded patches this role applied, as plan entries for reverting them."""
+    return _preflight.revert_plan(index, names)
+
+
+def patch_restart_services(results):
+    """Return the services of the patches whose task changed something, each once."""
+    return _preflight.services_to_restart(results)
+
+
+class FilterModule:
+    """Filters of the misc_patches role."""
+
+    def filters(self):
+        return dict(
+            preflight_problems=preflight_problems,
+            patch_plan=patch_plan,
+            patch_actions=patch_actions,
+            patch_conflicts=patch_conflicts,
+            patch_index=patch_index,
+            patch_revert_plan=patch_revert_plan,
+            patch_restart_services=patch_restart_services,
+        )
