@@ -50,9 +50,9 @@ link_real_interpreters() {
 
 copy_collection() {
   mkdir -p "$DEST"
-  # What the collection ships, plus ansible-test's own configuration. The pytest suites and the
+  # What the collection ships, plus ansible-test's own configuration. The pytest suites, the benchmarks and the
   # test bed under tests/ are not collection content; ruff checks them.
-  git ls-files -z --cached --others --exclude-standard | grep -zEv '^tests/' |
+  git ls-files -z --cached --others --exclude-standard | grep -zEv '^(tests|benchmarks)/' |
     while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done |
     xargs -0 cp --parents -t "$DEST"
   cp --parents -t "$DEST" tests/config.yml tests/sanity/ignore-*.txt
