@@ -1,0 +1,117 @@
+"""himn_info's three ways of finding the HIMN interface, and xen_route's refusals, against the simulator."""
+
+import os
+
+import pytest
+from ansible_collections.xenserver.openstack.plugins.modules import himn_info, xen_route
+
+HIMN_ADDRESS = "169.254.0.2/16"
+
+
+@pytest.fixture
+def machine(monkeypatch):
+    """This machine's interfaces as the module sees them: MACs from /sys, addresses from `ip -4 -o addr`."""
+    seen = dict(macs={}, addresses=[])
+    monkeypatch.setattr(himn_info, "local_macs", lambda: dict(seen["macs"]))
+    monkeypatch.setattr(
+        himn_info,
+        "parse_addresses",
+        lambda _out: [(name, himn_info.ipaddress.IPv4Interface(a)) for name, a in seen["addresses"]],
+    )
+    return seen
+
+
+def creds(sim):
+    return dict(
+        url=sim.url, username=sim.scenario["credentials"]["username"], password=sim.scenario["credentials"]["password"]
+    )
+
+
+def himn_mac(scenario):
+    vifs = scenario["vms"]["compute"]["vifs"]
+    return next(v["MAC"].lower() for v in vifs if v["network"] == "himn")
+
+
+def test_xenapi_finds_the_interface_by_the_himn_vif_mac(xapi_sim, run_module, machine):
+    sim = xapi_sim("xcpng-8.3")
+    machine["macs"] = {"02:00:00:00:00:01": "eth0", himn_mac(sim.scenario): "eth2"}
+    machine["addresses"] = [("eth2", HIMN_ADDRESS)]
+    result = run_module(himn_info, dict(creds(sim), vm_uuid=sim.scenario["vms"]["compute"]["uuid"]))
+    assert (result["found_by"], result["interface"], result["address"], result["prefix"]) == (
+        "xenapi",
+        "eth2",
+        "169.254.0.2",
+        16,
+    )
+
+
+def test_a_vm_without_himn_vif_fails_with_the_fix(xapi_sim, run_module, machine):
+    sim = xapi_sim("no-himn-vif")
+    result = run_module(himn_info, dict(creds(sim), vm_uuid=sim.scenario["vms"]["compute"]["uuid"]))
+    assert result["failed"]
+    assert "has no VIF on the Host Internal Management Network" in result["msg"]
+    assert "xe vif-create" in result["msg"] and "device=9" in result["msg"] and "himn_mac" in result["msg"]
+
+
+def test_a_vif_that_is_not_plugged_is_named(xapi_sim, run_module, machine):
+    sim = xapi_sim("xcpng-8.3")
+    result = run_module(himn_info, dict(creds(sim), vm_uuid=sim.scenario["vms"]["compute"]["uuid"]))
+    assert result["failed"] and "is on no interface of this VM" in result["msg"]
+
+
+def test_without_xapi_xenstore_gives_the_mac(run_module, machine, tmp_path):
+    mac = "02:58:53:02:00:01"
+    fake = tmp_path / "xenstore-read"
+    fake.write_text('#!/bin/sh\n[ "$1" = vm-data/himn_mac ] && echo %s\n' % mac.upper())
+    fake.chmod(0o755)
+    machine["macs"] = {mac: "eth2"}
+    result = run_module(himn_info, dict(url="http://127.0.0.1:9", xenstore_read=str(fake)))
+    assert (result["found_by"], result["interface"], result["address"]) == ("xenstore", "eth2", "")
+    assert result["xapi_unreachable"] == "No XAPI password given."
+
+
+def test_without_xapi_and_xenstore_an_address_on_the_himn_finds_it(run_module, machine, tmp_path):
+    machine["macs"] = {"02:58:53:02:00:01": "eth2"}
+    machine["addresses"] = [("eth0", "198.18.1.11/24"), ("eth2", "169.254.7.9/16")]
+    result = run_module(himn_info, dict(url="http://127.0.0.1:9", xenstore_read=str(tmp_path / "absent")))
+    assert (result["found_by"], result["interface"], result["mac"], result["address"]) == (
+        "address",
+        "eth2",
+        "02:58:53:02:00:01",
+        "169.254.7.9",
+    )
+
+
+def test_the_subnet_decides_not_the_last_octet(run_module, machine, tmp_path):
+    machine["addresses"] = [("eth1", "169.254.0.1/32"), ("eth3", "10.169.254.1/24")]
+    result = run_module(himn_info, dict(url="http://127.0.0.1:9", xenstore_read=str(tmp_path / "absent")))
+    assert result["failed"] and "No interface of this VM is on the HIMN" in result["msg"]
+
+
+def test_xen_route_refuses_bad_networks_before_any_call(xapi_sim, run_module):
+    sim = xapi_sim("xcpng-8.3")
+    args = dict(creds(sim), vm_uuid=sim.scenario["vms"]["compute"]["uuid"])
+    result = run_module(xen_route, dict(args, networks=["198.18.1.1/24", "198.18.300.0/24", "198.18.2.0/24"]))
+    assert result["failed"]
+    assert "networks[0] '198.18.1.1/24' has host bits set: the network is 198.18.1.0/24" in result["msg"]
+    assert "networks[1] '198.18.300.0/24' is not an IPv4 network in CIDR form" in result["msg"]
+    assert sim.counts() == {}
+
+
+def test_xen_route_without_himn_vif_gives_the_fix(xapi_sim, run_module):
+    sim = xapi_sim("no-himn-vif")
+    result = run_module(
+        xen_route, dict(creds(sim), vm_uuid=sim.scenario["vms"]["compute"]["uuid"], networks=["198.18.1.0/24"])
+    )
+    assert result["failed"] and "xe vif-create" in result["msg"]
+
+
+def test_xen_route_without_the_dom0_plugin_says_to_install_it(xapi_sim, run_module):
+    sim = xapi_sim("xcpng-8.3")
+    assert not os.path.exists(os.path.join(sim.plugin_dir, "xenserver_openstack"))
+    result = run_module(
+        xen_route, dict(creds(sim), vm_uuid=sim.scenario["vms"]["compute"]["uuid"], networks=["198.18.1.0/24"])
+    )
+    assert result["failed"]
+    assert "Install the Dom0 plugins first (role xenserver.openstack.dom0_suppack)" in result["msg"]
+    assert result["xapi_error"] == ["XENAPI_MISSING_PLUGIN", "xenserver_openstack"]
