@@ -502,6 +502,16 @@ def inventory(state: State, pairs: list[Pair], scenarios: dict[int, dict]) -> di
             xenserver_url=SIM_URL,
             xenserver_username=scenarios[pair.index]["credentials"]["username"],
             xenserver_password=scenarios[pair.index]["credentials"]["password"],
+            # What a compute VM of the bed is to the OpenStack roles: no nova installed (the Python that has
+            # XenAPI stands in for nova's), no nova/neutron/ceilometer groups, the controller as public VIP,
+            # and the storage NIC as the VLAN physnet's NIC.
+            openstack_public_vip=NETWORKS["mgmt"][0] + ".2",
+            openstack_tenant_nic=NETWORKS["storage"][1],
+            nova_xenapi_nova_version="21.2.4",
+            nova_xenapi_python=state.data["python"],
+            nova_xenapi_config_group="root",
+            nova_xenapi_neutron_config_group="root",
+            nova_xenapi_ceilometer_config_group="root",
         )
         for pair in pairs
     }
@@ -602,6 +612,9 @@ def start_standins(pair: Pair) -> None:
     Their processes live in the compute VM's namespace, so ``down`` ends them with the namespace's other processes.
     """
     template = (STANDINS / "init-script.in").read_text()
+    for configs in STANDIN_SERVICES.values():  # the directories the installed services' packages would own
+        for config in configs:
+            (pair.compute_dir / "root" / config.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
     for name, configs in STANDIN_SERVICES.items():
         script = pair.compute_dir / "root" / "etc" / "init.d" / name
         text = template
