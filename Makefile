@@ -1,6 +1,6 @@
 # Developer entry points. `make demo` and `make test` are the whole set-up on a fresh
 # Debian/Ubuntu machine (run as root: the test bed uses network namespaces).
-.PHONY: setup demo test lint sanity unit integration fuel clean
+.PHONY: setup demo test lint sanity unit integration molecule fuel clean
 
 setup:
 	bash scripts/setup.sh
@@ -22,6 +22,9 @@ unit: setup
 
 integration: setup
 	bash scripts/test.sh integration
+
+molecule: setup
+	bash scripts/test.sh molecule
 
 fuel: setup
 	.venv/bin/python fuel/build.py --rpm

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Run the test suites: `scripts/test.sh` runs all of them; `scripts/test.sh lint|sanity|unit|integration`
-# runs one. Integration tests need root (network namespaces); with XO_REQUIRE_ROOT=1 (set by CI)
+# Run the test suites: `scripts/test.sh` runs all of them; `scripts/test.sh lint|sanity|unit|integration|molecule`
+# runs one. Integration tests and the molecule scenarios (on the namespace bed, the simulator or a real Glance)
+# need root; with XO_REQUIRE_ROOT=1 (set by CI)
 # a root-only test that cannot run fails instead of being skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,5 +31,13 @@ integration() {
   python -m pytest -ra tests/integration
 }
 
-if [ $# -eq 0 ]; then set -- lint sanity unit integration; fi
+molecule() {
+  local scenario
+  for scenario in roles/*/molecule/default; do
+    step "molecule: $(basename "$(dirname "$(dirname "$scenario")")")"
+    (cd "$(dirname "$(dirname "$scenario")")" && command molecule test)
+  done
+}
+
+if [ $# -eq 0 ]; then set -- lint sanity unit integration molecule; fi
 for suite in "$@"; do "$suite"; done
