@@ -1,0 +1,398 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) xenserver.openstack contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: xen_dom0_config
+short_description: Dom0 housekeeping through XenAPI - cron job, firewall chain, module blacklist, conntrackd, files
+version_added: 0.1.0
+description:
+  - Changes Dom0 of a XenServer / XCP-ng host through XenAPI only, never over SSH, with the collection's Dom0 plugin
+    (C(host.call_plugin)). Install the plugin first (role C(xenserver.openstack.dom0_suppack)).
+  - The plugin has one operation per kind of change, each with typed parameters, idempotent, and reporting whether it
+    changed anything. It refuses any file outside its fixed directories and any service not in its list; the module
+    fails with the plugin's message as is.
+  - The operations run in this order - O(files), O(unblacklist_modules), O(firewall), O(conntrackd),
+    O(console_log_rotation), O(restart_services) - each only when its option is set.
+extends_documentation_fragment:
+  - xenserver.openstack.xenapi
+  - xenserver.openstack.attributes
+attributes:
+  check_mode:
+    support: full
+    details:
+      - The plugin works out what would change and changes nothing (no file, rule or service is touched).
+  diff_mode:
+    support: full
+options:
+  vm_uuid:
+    description:
+      - UUID of a VM whose host's Dom0 is changed (the compute VM).
+      - If neither O(vm_uuid) nor O(host_uuid) is set, the UUID in C(/sys/hypervisor/uuid) is used, which is right
+        when the module runs on the compute VM.
+    type: str
+  host_uuid:
+    description:
+      - UUID of the host whose Dom0 is changed, for runs that are not on a VM of that host.
+    type: str
+  files:
+    description:
+      - Files directly in C(/etc/logrotate.d) or C(/etc/modprobe.d) of Dom0. Other paths are refused.
+    type: list
+    elements: dict
+    suboptions:
+      path:
+        description: Absolute path in Dom0, for example C(/etc/logrotate.d/openvswitch-extra).
+        type: str
+        required: true
+      content:
+        description: The whole content of the file (O(files[].state=present)).
+        type: str
+        default: ""
+      mode:
+        description: Octal mode without execute or special bits.
+        type: str
+        default: "0644"
+      state:
+        description: Whether the file exists with that content and mode, or not at all.
+        type: str
+        choices: [present, absent]
+        default: present
+  console_log_rotation:
+    description:
+      - The guest console log job, in a file of its own, C(/etc/cron.d/xenserver-openstack-console-logs), with
+        C(MAILTO=""). Root's crontab and every other cron entry are never touched.
+      - The job keeps xenconsoled logging guest consoles to C(/var/log/xen/guest/console.DOMID) (where nova's
+        C(console) Dom0 plugin reads them for C(nova console-log)).
+      - It trims each log larger than O(console_log_rotation.max_size) to its last O(console_log_rotation.keep_size)
+        bytes in place, empties the logs written before the last boot (their domain id belonged to another guest),
+        and deletes the logs of domains that no longer exist once they are O(console_log_rotation.grace_minutes)
+        old.
+    type: dict
+    suboptions:
+      state:
+        description: Whether the job is scheduled.
+        type: str
+        choices: [present, absent]
+        default: present
+      schedule:
+        description: Five cron fields.
+        type: str
+        default: "* * * * *"
+      max_size:
+        description: Logs larger than this many bytes are trimmed.
+        type: int
+        default: 1048576
+      keep_size:
+        description: Bytes a trimmed log keeps (less than O(console_log_rotation.max_size)).
+        type: int
+        default: 5120
+      grace_minutes:
+        description: The log of a domain that no longer exists is deleted when it is this many minutes old.
+        type: int
+        default: 10
+  firewall:
+    description:
+      - The Dom0 iptables chain C(xenserver-openstack-neutron) that accepts the given ports (for the neutron OVS
+        agent of the compute VM - OVSDB V(6640/tcp) and VXLAN V(4789/udp)), jumped to once from C(INPUT), ahead of
+        Dom0's own rules. It is applied now and written to C(/etc/sysconfig/iptables), the file Dom0's iptables
+        service loads at boot, changing only the chain's lines there.
+    type: dict
+    suboptions:
+      state:
+        description: Whether the chain and its jump exist.
+        type: str
+        choices: [present, absent]
+        default: present
+      ports:
+        description: The ports the chain accepts (O(firewall.state=present)).
+        type: list
+        elements: dict
+        default: []
+        suboptions:
+          protocol:
+            description: The protocol.
+            type: str
+            choices: [tcp, udp]
+            required: true
+          port:
+            description: The destination port.
+            type: int
+            required: true
+  unblacklist_modules:
+    description:
+      - Kernel modules whose blacklisting (C(blacklist), C(install ... /bin/true), C(alias ... off) lines) is removed
+        from the files in C(/etc/modprobe.d). A file left with nothing but comments is removed.
+      - V(bridge) is what the neutron security groups in Dom0 need.
+    type: list
+    elements: str
+    choices: [bridge]
+  conntrackd:
+    description:
+      - conntrackd in Dom0 with this configuration (statistics mode), needed by the neutron security groups that run
+        in Dom0. The original C(/etc/conntrackd/conntrackd.conf) is kept once, as C(conntrackd.conf.back); an
+        existing backup is never replaced. C(/etc/logrotate.d/conntrackd) gets O(conntrackd.logrotate).
+        conntrackd is restarted only when its configuration changed (or a restart after an earlier change failed).
+      - Skipped on hosts older than platform version 2.1.0 (XenServer 6.5), which have no conntrack; the result's
+        RV(skipped) says so.
+      - Fails when conntrack-tools is not installed in Dom0.
+    type: dict
+    suboptions:
+      config:
+        description: The whole C(conntrackd.conf).
+        type: str
+        required: true
+      logrotate:
+        description: The logrotate stanza for conntrackd's logs. Empty removes the file.
+        type: str
+        default: ""
+      restart:
+        description: Whether to restart conntrackd when its configuration changed.
+        type: bool
+        default: true
+  restart_services:
+    description:
+      - Dom0 services to restart (with C(service NAME restart)). Reports a change whenever it restarts.
+    type: list
+    elements: str
+    choices: [conntrackd]
+author:
+  - xenserver.openstack developers (@xenserver)
+"""
+
+EXAMPLES = r"""
+- name: Rotate guest console logs in Dom0 every minute
+  xenserver.openstack.xen_dom0_config:
+    password: "{{ xenserver_password }}"
+    console_log_rotation:
+      max_size: 1048576
+      keep_size: 5120
+
+- name: Let the neutron agent of this compute VM reach Dom0 (OVSDB, VXLAN) and Dom0 load the bridge module
+  xenserver.openstack.xen_dom0_config:
+    password: "{{ xenserver_password }}"
+    firewall:
+      ports:
+        - {protocol: tcp, port: 6640}
+        - {protocol: udp, port: 4789}
+    unblacklist_modules: [bridge]
+
+- name: conntrackd in statistics mode, its logs rotated
+  xenserver.openstack.xen_dom0_config:
+    password: "{{ xenserver_password }}"
+    conntrackd:
+      config: "{{ lookup('ansible.builtin.template', 'conntrackd-stats.conf.j2') }}"
+      logrotate: "{{ lookup('ansible.builtin.template', 'conntrackd.logrotate.j2') }}"
+"""
+
+RETURN = r"""
+host:
+  description: UUID of the host whose Dom0 was changed.
+  returned: success
+  type: str
+  sample: 4a1c9e0e-5a51-4a3c-8d4e-3b6c1f0b2a01
+platform_version:
+  description: The host's platform version.
+  returned: success
+  type: str
+  sample: 3.4.0
+operations:
+  description: What each operation that ran reported (the plugin's answer), by operation.
+  returned: success
+  type: dict
+  sample:
+    console_log_rotation: {"changed": false, "path": "/etc/cron.d/xenserver-openstack-console-logs"}
+    firewall: {"changed": true, "chain": "xenserver-openstack-neutron", "saved_rules": "/etc/sysconfig/iptables"}
+skipped:
+  description: Operations that were asked for but not run, with the reason.
+  returned: success
+  type: dict
+  sample: {"conntrackd": "XenServer 6.5.0 (platform 1.9.0) has no conntrack: conntrackd is left alone"}
+"""
+
+from ansible_collections.xenserver.openstack.plugins.module_utils._xenapi import (
+    XenAPIModule,
+    XenAPIModuleError,
+    call_dom0_plugin,
+    find_vm,
+    read_local_vm_uuid,
+)
+
+# Hosts older than this have no conntrack in Dom0 (XenServer 6.5 is 1.9.0).
+CONNTRACK_PLATFORM = (2, 1, 0)
+OPERATIONS = ("files", "unblacklist_modules", "firewall", "conntrackd", "console_log_rotation", "restart_services")
+
+
+def version_tuple(text):
+    return tuple(int(part) if part.isdigit() else 0 for part in str(text).split("."))
+
+
+def text_diff(header, before, after):
+    return dict(before_header=header, after_header=header, before=before or "", after=after or "")
+
+
+class XenDom0ConfigModule(XenAPIModule):
+    argument_spec = dict(
+        vm_uuid=dict(type="str"),
+        host_uuid=dict(type="str"),
+        files=dict(
+            type="list",
+            elements="dict",
+            options=dict(
+                path=dict(type="str", required=True),
+                content=dict(type="str", default=""),
+                mode=dict(type="str", default="0644"),
+                state=dict(type="str", choices=["present", "absent"], default="present"),
+            ),
+        ),
+        console_log_rotation=dict(
+            type="dict",
+            options=dict(
+                state=dict(type="str", choices=["present", "absent"], default="present"),
+                schedule=dict(type="str", default="* * * * *"),
+                max_size=dict(type="int", default=1048576),
+                keep_size=dict(type="int", default=5120),
+                grace_minutes=dict(type="int", default=10),
+            ),
+        ),
+        firewall=dict(
+            type="dict",
+            options=dict(
+                state=dict(type="str", choices=["present", "absent"], default="present"),
+                ports=dict(
+                    type="list",
+                    elements="dict",
+                    default=[],
+                    options=dict(
+                        protocol=dict(type="str", choices=["tcp", "udp"], required=True),
+                        port=dict(type="int", required=True),
+                    ),
+                ),
+            ),
+        ),
+        unblacklist_modules=dict(type="list", elements="str", choices=["bridge"]),
+        conntrackd=dict(
+            type="dict",
+            options=dict(
+                config=dict(type="str", required=True),
+                logrotate=dict(type="str", default=""),
+                restart=dict(type="bool", default=True),
+            ),
+        ),
+        restart_services=dict(type="list", elements="str", choices=["conntrackd"]),
+    )
+    module_kwargs = dict(
+        supports_check_mode=True,
+        mutually_exclusive=[("vm_uuid", "host_uuid")],
+        required_one_of=[OPERATIONS],
+    )
+
+    def check_params(self):
+        self.host_uuid = self.params["host_uuid"]
+        self.vm_uuid = self.params["vm_uuid"] or (None if self.host_uuid else read_local_vm_uuid())
+        if not self.host_uuid and not self.vm_uuid:
+            raise XenAPIModuleError(
+                "Cannot tell which host's Dom0 to change: set vm_uuid or host_uuid, "
+                "or run the module on the compute VM."
+            )
+
+    def run(self):
+        host_ref = self._host()
+        software = self.xapi.host.get_software_version(host_ref)
+        self.result = dict(
+            changed=False,
+            host=self.xapi.host.get_uuid(host_ref),
+            platform_version=software.get("platform_version", ""),
+            operations={},
+            skipped={},
+        )
+        self.diffs = []
+        self.host_ref = host_ref
+        for name in OPERATIONS:
+            if self.params[name]:
+                getattr(self, "_" + name)(self.params[name], software)
+        self.result["diff"] = self.diffs
+        return self.result
+
+    def _host(self):
+        if self.host_uuid:
+            return self.xapi.host.get_by_uuid(self.host_uuid)
+        _vm_ref, vm = find_vm(self.xapi, self.vm_uuid, self.url)
+        if vm["resident_on"] in ("", "OpaqueRef:NULL"):
+            raise XenAPIModuleError("VM %s is not running on any host: start it first." % vm["name_label"])
+        return vm["resident_on"]
+
+    def _call(self, operation, function, params):
+        answer = call_dom0_plugin(self.xapi, self.host_ref, function, dict(params, check=self.check_mode))
+        self.result["operations"][operation] = answer
+        self.result["changed"] = self.result["changed"] or bool(answer.get("changed"))
+        return answer
+
+    def _files(self, files, _software):
+        answers = []
+        for item in files:
+            answer = call_dom0_plugin(self.xapi, self.host_ref, "file_ensure", dict(item, check=self.check_mode))
+            answers.append(answer)
+            self.result["changed"] = self.result["changed"] or answer["changed"]
+            if answer["changed"]:
+                self.diffs.append(text_diff("Dom0 " + answer["path"], answer["before"], answer["after"]))
+        self.result["operations"]["files"] = answers
+
+    def _unblacklist_modules(self, modules, _software):
+        answer = self._call("unblacklist_modules", "modprobe_unblacklist", dict(modules=modules))
+        for path, change in sorted(answer["files"].items()):
+            self.diffs.append(text_diff("Dom0 " + path, change["before"], change["after"]))
+
+    def _firewall(self, firewall, _software):
+        params = dict(state=firewall["state"])
+        if firewall["state"] == "present":
+            if not firewall["ports"]:
+                raise XenAPIModuleError("firewall.ports must name at least one port when firewall.state is present.")
+            params["rules"] = firewall["ports"]
+        answer = self._call("firewall", "iptables_chain", params)
+        if answer["changed"]:
+            self.diffs.append(text_diff("Dom0 iptables chain " + answer["chain"], answer["before"], answer["after"]))
+
+    def _conntrackd(self, conntrackd, software):
+        platform = software.get("platform_version", "")
+        if version_tuple(platform) < CONNTRACK_PLATFORM:
+            self.result["skipped"]["conntrackd"] = "%s %s (platform %s) has no conntrack: conntrackd is left alone" % (
+                software.get("product_brand", "The host"),
+                software.get("product_version", ""),
+                platform or "unknown",
+            )
+            return
+        answer = self._call(
+            "conntrackd",
+            "conntrackd_config",
+            dict(content=conntrackd["config"], logrotate=conntrackd["logrotate"], restart=conntrackd["restart"]),
+        )
+        if answer["before"] != answer["after"]:
+            self.diffs.append(text_diff("Dom0 " + answer["path"], answer["before"], answer["after"]))
+
+    def _console_log_rotation(self, job, _software):
+        options = dict((key, job[key]) for key in ("max_size", "keep_size", "grace_minutes"))
+        params = dict(job="console-logs", schedule=job["schedule"], options=options, state=job["state"])
+        answer = self._call("console_log_rotation", "cron_job", params)
+        if answer["changed"]:
+            self.diffs.append(text_diff("Dom0 " + answer["path"], answer["before"], answer["after"]))
+
+    def _restart_services(self, services, _software):
+        answers = [
+            call_dom0_plugin(self.xapi, self.host_ref, "service_restart", dict(service=name, check=self.check_mode))
+            for name in services
+        ]
+        self.result["operations"]["restart_services"] = answers
+        self.result["changed"] = self.result["changed"] or any(answer["changed"] for answer in answers)
+
+
+def main():
+    XenDom0ConfigModule()()
+
+
+if __name__ == "__main__":
+    main()

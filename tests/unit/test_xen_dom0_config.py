@@ -1,0 +1,250 @@
+"""xen_dom0_config against the XAPI simulator: the real XenAPI client, host.call_plugin running the real Dom0 plugin.
+
+The plugin's files go to a directory of the test (XENSERVER_OPENSTACK_ROOT); ``service`` is a stand-in on PATH that
+records its arguments. Operations that need a network namespace of their own (the iptables chain) are tested in
+test_dom0_plugin_housekeeping.py and on the bed.
+"""
+
+import os
+import shutil
+import stat
+
+import pytest
+from ansible_collections.xenserver.openstack.plugins.modules import xen_dom0_config
+
+TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PLUGIN = os.path.join(os.path.dirname(TESTS), "dom0", "etc", "xapi.d", "plugins", "xenserver_openstack")
+CRON = "etc/cron.d/xenserver-openstack-console-logs"
+CONNTRACKD = "# conntrackd in statistics mode\nStats {\n\tLogFile on\n}\n"
+LOGROTATE = "/var/log/conntrackd*.log {\n\tdaily\n\tmissingok\n}\n"
+FAKE_SERVICE = '#!/bin/sh\necho "$*" >> "$FAKE_SERVICE_LOG"\n[ ! -e "$FAKE_SERVICE_LOG.fail" ]\n'
+
+
+@pytest.fixture
+def dom0(xapi_sim, tmp_path, monkeypatch):
+    """Start a simulator for a scenario with the plugin installed; return (sim, Dom0 root, service log)."""
+
+    def start(scenario="xcpng-8.3", plugin=True):
+        sim = xapi_sim(scenario)
+        if plugin:
+            os.makedirs(sim.plugin_dir, exist_ok=True)
+            shutil.copy(PLUGIN, sim.plugin_dir)
+        root = tmp_path / "dom0root"
+        (root / "etc" / "cron.d").mkdir(parents=True, exist_ok=True)
+        bin_dir = tmp_path / "bin"
+        bin_dir.mkdir(exist_ok=True)
+        (bin_dir / "service").write_text(FAKE_SERVICE)
+        (bin_dir / "service").chmod(0o755)
+        log = tmp_path / "service.log"
+        monkeypatch.setenv("XENSERVER_OPENSTACK_ROOT", str(root))
+        monkeypatch.setenv("FAKE_SERVICE_LOG", str(log))
+        monkeypatch.setenv("PATH", "%s:%s" % (bin_dir, os.environ["PATH"]))
+        return sim, root, log
+
+    return start
+
+
+def args_for(sim, **extra):
+    creds = sim.scenario["credentials"]
+    args = dict(url=sim.url, username=creds["username"], password=creds["password"])
+    args["vm_uuid"] = sim.scenario["vms"]["compute"]["uuid"]
+    args.update(extra)
+    return args
+
+
+def restarts(log):
+    return log.read_text().splitlines() if log.exists() else []
+
+
+def test_console_log_rotation_is_one_cron_file_of_its_own_and_idempotent(dom0, run_module):
+    sim, root, _log = dom0()
+    other = root / "etc" / "cron.d" / "xapi-logrotate"
+    other.write_text("*/5 * * * * root /usr/sbin/logrotate /etc/logrotate.conf\n")
+    job = dict(max_size=65536, keep_size=4096)
+
+    checked = run_module(xen_dom0_config, args_for(sim, console_log_rotation=job), check_mode=True)
+    assert checked["changed"] is True
+    assert not (root / CRON).exists()
+
+    result = run_module(xen_dom0_config, args_for(sim, console_log_rotation=job))
+    assert result["changed"] is True, result
+    text = (root / CRON).read_text()
+    assert 'MAILTO=""' in text.splitlines()
+    jobs = [line for line in text.splitlines() if line and not line.startswith(("#", "MAILTO"))]
+    assert jobs == [
+        "* * * * * root /etc/xapi.d/plugins/xenserver_openstack rotate-console-logs "
+        "--grace-minutes 10 --keep-size 4096 --max-size 65536"
+    ]
+    assert stat.S_IMODE(os.stat(root / CRON).st_mode) == 0o644
+    assert result["diff"][0]["after_header"] == "Dom0 /" + CRON
+    assert other.read_text() == "*/5 * * * * root /usr/sbin/logrotate /etc/logrotate.conf\n"
+
+    again = run_module(xen_dom0_config, args_for(sim, console_log_rotation=job))
+    assert again["changed"] is False and again["diff"] == []
+
+    gone = run_module(xen_dom0_config, args_for(sim, console_log_rotation=dict(state="absent")))
+    assert gone["changed"] is True and not (root / CRON).exists() and other.exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            dict(files=[dict(path="/etc/passwd", content="x")]),
+            '"/etc/passwd" is not a file this plugin manages: only files directly in /etc/logrotate.d, /etc/modprobe.d',
+        ),
+        (
+            dict(files=[dict(path="/etc/logrotate.d/../cron.d/evil", content="x")]),
+            "is not a file this plugin manages",
+        ),
+        (dict(console_log_rotation=dict(schedule="* * * *")), "schedule '* * * *' is not five cron fields"),
+        (
+            dict(console_log_rotation=dict(max_size=8192, keep_size=8192)),
+            "options.keep_size must be smaller than options.max_size",
+        ),
+        (dict(firewall=dict(ports=[dict(protocol="tcp", port=70000)])), "rules[0].port must be an integer from 1"),
+    ],
+)
+def test_refusals_are_the_plugins_message_as_is_and_change_nothing(dom0, run_module, extra, message):
+    sim, root, _log = dom0()
+    result = run_module(xen_dom0_config, args_for(sim, **extra))
+    assert result["failed"] is True
+    assert result["msg"].startswith("Dom0 refused host.call_plugin on %s: " % sim.url), result["msg"]
+    assert message in result["msg"]
+    assert result["xapi_error"][:2] == ["XENAPI_PLUGIN_FAILURE", result["xapi_error"][1]]
+    assert result["xapi_error"][2] == "PluginError"
+    assert os.listdir(root / "etc" / "cron.d") == []
+
+
+def test_a_service_outside_the_list_is_refused_by_the_module_and_by_the_plugin(dom0, run_module, tmp_path):
+    sim, _root, log = dom0()
+    result = run_module(xen_dom0_config, args_for(sim, restart_services=["sshd"]))
+    assert result["failed"] and "value of restart_services must be one or more of: conntrackd" in result["msg"]
+    # The plugin refuses it too, for any caller.
+    import XenAPI
+
+    session = XenAPI.Session(sim.url)
+    session.xenapi.login_with_password("root", sim.scenario["credentials"]["password"], "2.0", "test")
+    host = session.xenapi.host.get_all()[0]
+    with pytest.raises(XenAPI.Failure) as failure:
+        session.xenapi.host.call_plugin(
+            host, "xenserver_openstack", "service_restart", {"params": '{"service": "sshd"}'}
+        )
+    assert failure.value.details == [
+        "XENAPI_PLUGIN_FAILURE",
+        "service_restart",
+        "PluginError",
+        '"sshd" is not a service this plugin restarts (only conntrackd)',
+    ]
+    assert restarts(log) == []
+
+
+def test_restart_services_restarts_and_check_mode_does_not(dom0, run_module):
+    sim, _root, log = dom0()
+    checked = run_module(xen_dom0_config, args_for(sim, restart_services=["conntrackd"]), check_mode=True)
+    assert checked["changed"] is True and restarts(log) == []
+    result = run_module(xen_dom0_config, args_for(sim, restart_services=["conntrackd"]))
+    assert result["changed"] is True and restarts(log) == ["conntrackd restart"]
+
+
+def test_conntrackd_backs_up_once_and_restarts_only_on_change(dom0, run_module):
+    sim, root, log = dom0()
+    conf = root / "etc" / "conntrackd" / "conntrackd.conf"
+    conf.parent.mkdir(parents=True)
+    conf.write_text("# the distribution's conntrackd.conf\n")
+    options = dict(conntrackd=dict(config=CONNTRACKD, logrotate=LOGROTATE))
+
+    checked = run_module(xen_dom0_config, args_for(sim, **options), check_mode=True)
+    assert checked["changed"] is True and restarts(log) == []
+    assert sorted(os.listdir(conf.parent)) == ["conntrackd.conf"]
+
+    result = run_module(xen_dom0_config, args_for(sim, **options))
+    assert result["changed"] is True, result
+    assert result["operations"]["conntrackd"]["backed_up"] is True
+    assert (conf.parent / "conntrackd.conf.back").read_text() == "# the distribution's conntrackd.conf\n"
+    assert conf.read_text() == CONNTRACKD
+    assert (root / "etc" / "logrotate.d" / "conntrackd").read_text() == LOGROTATE
+    assert restarts(log) == ["conntrackd restart"]
+    assert result["diff"][0]["before"] == "# the distribution's conntrackd.conf\n"
+
+    again = run_module(xen_dom0_config, args_for(sim, **options))
+    assert again["changed"] is False and restarts(log) == ["conntrackd restart"]
+
+    # A new configuration: restarted again, the original backup kept as it was.
+    changed = dict(conntrackd=dict(config=CONNTRACKD + "# tuned\n", logrotate=LOGROTATE))
+    result = run_module(xen_dom0_config, args_for(sim, **changed))
+    assert result["changed"] and restarts(log) == ["conntrackd restart"] * 2
+    assert (conf.parent / "conntrackd.conf.back").read_text() == "# the distribution's conntrackd.conf\n"
+
+
+def test_a_failed_conntrackd_restart_is_retried_on_the_next_run(dom0, run_module, tmp_path):
+    sim, root, log = dom0()
+    conf = root / "etc" / "conntrackd" / "conntrackd.conf"
+    conf.parent.mkdir(parents=True)
+    conf.write_text("# original\n")
+    (tmp_path / "service.log.fail").write_text("")
+    options = dict(conntrackd=dict(config=CONNTRACKD))
+    failed = run_module(xen_dom0_config, args_for(sim, **options))
+    assert failed["failed"] and "'service conntrackd restart' failed (exit 1)" in failed["msg"]
+    (tmp_path / "service.log.fail").unlink()
+    result = run_module(xen_dom0_config, args_for(sim, **options))
+    assert result["changed"] is True and result["operations"]["conntrackd"]["restarted"] is True
+    assert restarts(log) == ["conntrackd restart"] * 2
+    assert run_module(xen_dom0_config, args_for(sim, **options))["changed"] is False
+
+
+def test_conntrackd_needs_conntrack_tools_in_dom0(dom0, run_module):
+    sim, _root, log = dom0()
+    result = run_module(xen_dom0_config, args_for(sim, conntrackd=dict(config=CONNTRACKD)))
+    assert result["failed"] and "conntrackd is not installed in Dom0" in result["msg"]
+    assert restarts(log) == []
+
+
+def test_conntrackd_is_skipped_on_xenserver_6_5(dom0, run_module):
+    sim, root, log = dom0("xenserver-6.5")
+    result = run_module(xen_dom0_config, args_for(sim, conntrackd=dict(config=CONNTRACKD), console_log_rotation=dict()))
+    assert result["changed"] is True, result
+    assert result["skipped"] == {
+        "conntrackd": "XenServer 6.5.0 (platform 1.9.0) has no conntrack: conntrackd is left alone"
+    }
+    assert "conntrackd" not in result["operations"]
+    assert not (root / "etc" / "conntrackd").exists() and restarts(log) == []
+    assert (root / CRON).exists()
+
+
+def test_bridge_blacklist_is_removed_and_other_lines_kept(dom0, run_module):
+    sim, root, _log = dom0()
+    modprobe = root / "etc" / "modprobe.d"
+    modprobe.mkdir(parents=True)
+    (modprobe / "blacklist-bridge.conf").write_text("# no Linux bridges with openvswitch\nblacklist bridge\n")
+    (modprobe / "local.conf").write_text("options foo bar=1\ninstall bridge /bin/true\nblacklist bridge2\n")
+    result = run_module(xen_dom0_config, args_for(sim, unblacklist_modules=["bridge"]))
+    assert result["changed"] is True
+    assert sorted(os.listdir(modprobe)) == ["local.conf"]
+    assert (modprobe / "local.conf").read_text() == "options foo bar=1\nblacklist bridge2\n"
+    assert {d["before_header"] for d in result["diff"]} == {
+        "Dom0 /etc/modprobe.d/blacklist-bridge.conf",
+        "Dom0 /etc/modprobe.d/local.conf",
+    }
+    assert run_module(xen_dom0_config, args_for(sim, unblacklist_modules=["bridge"]))["changed"] is False
+
+
+def test_files_by_host_uuid(dom0, run_module):
+    sim, root, _log = dom0()
+    host_uuid = sim.scenario["hosts"]["host1"]["uuid"]
+    files = [dict(path="/etc/logrotate.d/openvswitch-extra", content="/var/log/x.log {\n}\n", mode="0600")]
+    args = args_for(sim, files=files, host_uuid=host_uuid)
+    del args["vm_uuid"]
+    result = run_module(xen_dom0_config, args)
+    assert result["changed"] is True and result["host"] == host_uuid
+    target = root / "etc" / "logrotate.d" / "openvswitch-extra"
+    assert target.read_text() == "/var/log/x.log {\n}\n" and stat.S_IMODE(os.stat(target).st_mode) == 0o600
+    assert run_module(xen_dom0_config, args)["changed"] is False
+
+
+def test_without_the_plugin_the_module_says_to_install_it(dom0, run_module):
+    sim, _root, _log = dom0(plugin=False)
+    result = run_module(xen_dom0_config, args_for(sim, console_log_rotation=dict()))
+    assert (
+        result["failed"] and "Install the Dom0 plugins first (role xenserver.openstack.dom0_suppack)" in result["msg"]
+    )
