@@ -20,7 +20,6 @@ figures follow the roles as they land in it. Arguments after ``--`` go to every 
 
 import argparse
 import os
-import platform
 import shutil
 import statistics
 import sys
@@ -33,7 +32,7 @@ os.environ.setdefault("XS_BED_PREFIX", "xsb-")
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 
 import yaml  # noqa: E402
-from bedlib import Bed, failures  # noqa: E402
+from bedlib import Bed, failures, machine  # noqa: E402
 
 SITE = os.path.join(ROOT, "playbooks", "site.yml")
 # Actions that run on the controller only: no module goes to the host.
@@ -53,22 +52,6 @@ CONTROLLER_ONLY = {
     "set_stats",
     "validate_argument_spec",
 }
-
-
-def machine():
-    """One line describing this machine, for the record."""
-    from ansible.release import __version__ as ansible_version
-
-    with open("/proc/meminfo") as handle:
-        mem_kib = int(next(line for line in handle if line.startswith("MemTotal:")).split()[1])
-    return "nproc %d, memory %.1f GiB, kernel %s, Python %s, ansible-core %s, load average %s" % (
-        os.cpu_count(),
-        mem_kib / 1024.0 / 1024.0,
-        platform.release(),
-        platform.python_version(),
-        ansible_version,
-        " ".join("%.2f" % load for load in os.getloadavg()),
-    )
 
 
 def timed_playbook(bed, playbook, *args):

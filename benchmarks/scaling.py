@@ -14,7 +14,6 @@ Arguments after ``--`` go to ansible-playbook.
 
 import argparse
 import os
-import platform
 import resource
 import shutil
 import statistics
@@ -26,25 +25,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 os.environ.setdefault("XS_BED_PREFIX", "xsb-")
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 
-from bedlib import Bed, failures  # noqa: E402
+from bedlib import Bed, failures, machine  # noqa: E402
 
 SITE = os.path.join(ROOT, "playbooks", "site.yml")
-
-
-def machine():
-    """One line describing this machine, for the record."""
-    from ansible.release import __version__ as ansible_version
-
-    with open("/proc/meminfo") as handle:
-        mem_kib = int(next(line for line in handle if line.startswith("MemTotal:")).split()[1])
-    return "nproc %d, memory %.1f GiB, kernel %s, Python %s, ansible-core %s, load average %s" % (
-        os.cpu_count(),
-        mem_kib / 1024.0 / 1024.0,
-        platform.release(),
-        platform.python_version(),
-        ansible_version,
-        " ".join("%.2f" % load for load in os.getloadavg()),
-    )
 
 
 def children_cpu():

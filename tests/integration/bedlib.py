@@ -2,6 +2,7 @@
 
 import json
 import os
+import platform
 import subprocess
 import sys
 import textwrap
@@ -136,4 +137,20 @@ def failures(report):
         for task in play["tasks"]
         for result in task["hosts"].values()
         if result.get("failed")
+    )
+
+
+def machine():
+    """One line describing this machine, for the record of a benchmark."""
+    from ansible.release import __version__ as ansible_version
+
+    with open("/proc/meminfo") as handle:
+        mem_kib = int(next(line for line in handle if line.startswith("MemTotal:")).split()[1])
+    return "nproc %d, memory %.1f GiB, kernel %s, Python %s, ansible-core %s, load average %s" % (
+        os.cpu_count(),
+        mem_kib / 1024.0 / 1024.0,
+        platform.release(),
+        platform.python_version(),
+        ansible_version,
+        " ".join("%.2f" % load for load in os.getloadavg()),
     )
