@@ -37,10 +37,13 @@ description:
     C(xenserver_url) (V(http://169.254.0.1), Dom0 over the HIMN), C(xenserver_username), C(xenserver_password) and
     C(dom0_suppack_install) (the form's C(Install Nova Plugins) switch). Without the plugin's settings they are not
     set, and C(group_vars/compute.yml) must give them."
+  - "Variables of group C(controller): C(openstack_cloud), the openstacksdk connection settings of the environment's
+    admin user (C(access) in Fuel's data) through Keystone on the management VIP, internal endpoints, as C(/root/openrc)
+    of a Fuel controller has them. C(playbooks/site.yml) gives it to the C(guest_images) role."
   - Group variables can be overridden in C(group_vars/) files next to the configuration file.
   - A missing or malformed key stops the inventory with one error that names the file (or Nailgun URL and node), the
     key path, the problem and the fix.
-  - Values are never templated, and the plugin never shows the XenServer password in a message.
+  - Values are never templated, and the plugin never shows the XenServer or OpenStack password in a message.
     C(ansible-inventory --list) shows it, as it shows every variable.
 extends_documentation_fragment:
   - constructed
@@ -238,6 +241,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
                 self.inventory.set_variable("all", variable, value)
             for variable, value in nodes[0].xenserver_vars.items():
                 self.inventory.set_variable("compute", variable, value)
+            for variable, value in nodes[0].controller_vars.items():
+                self.inventory.set_variable("controller", variable, value)
         for node in nodes:
             self._add_node(node)
 

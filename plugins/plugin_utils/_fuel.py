@@ -26,6 +26,10 @@ except ImportError:
     from yaml import SafeLoader
 
 HIMN_XAPI_URL = "http://169.254.0.1"
+# Fuel's region when the data names none.
+DEFAULT_REGION = "RegionOne"
+# Variables whose values are never shown in a message.
+SECRET_VARS = ("xenserver_password", "openstack_cloud")
 DEFAULT_ASTUTE = "/etc/astute.yaml"
 # Nailgun serializes the Fuel master as a pseudo-node with this uid, next to the nodes; it is no inventory host.
 MASTER_UID = "master"
@@ -71,6 +75,7 @@ class FuelNode:
         host_vars: the variables of this node only.
         cluster_vars: the variables that are the same on every node of the environment.
         xenserver_vars: the XenServer plugin's settings as role variables; empty without the plugin.
+        controller_vars: the variables of the controllers (the cloud's admin credentials).
         source: where the data came from, for messages.
     """
 
@@ -80,6 +85,7 @@ class FuelNode:
     host_vars: dict
     cluster_vars: dict
     xenserver_vars: dict = field(repr=False)  # it holds the password
+    controller_vars: dict = field(repr=False)  # so does this
     source: str
 
 
@@ -274,6 +280,7 @@ def parse_node(data, source, plugin_names=PLUGIN_NAMES, host_address="admin"):
         host_vars=host_vars,
         cluster_vars=cluster_vars,
         xenserver_vars=_xenserver_vars(astute, plugin_names),
+        controller_vars=dict(openstack_cloud=_openstack_cloud(astute)),
         source=source,
     )
 
@@ -440,6 +447,28 @@ def _xenserver_vars(astute, plugin_names):
     return {}
 
 
+def _openstack_cloud(astute):
+    """Return the openstacksdk settings of the cloud's admin user: what C(/root/openrc) of a Fuel controller holds.
+
+    Keystone on the management VIP, internal endpoints (plain HTTP inside the cloud; the public SSL setting is for the
+    public endpoints); the version of Keystone's API is discovered, so Fuel 8.0 (v2.0) and 9.x (v3) both work.
+    """
+    vip = _address(astute, ["network_metadata", "vips", "management", "ipaddr"])
+    return dict(
+        auth_type="password",
+        auth=dict(
+            auth_url="http://%s:5000/" % vip,
+            username=astute.get(["access", "user"], str),
+            password=astute.get(["access", "password"], str),
+            project_name=astute.get(["access", "tenant"], str),
+            user_domain_name="Default",
+            project_domain_name="Default",
+        ),
+        region_name=astute.get(["region"], str, default=DEFAULT_REGION),
+        interface="internal",
+    )
+
+
 def _credential(astute, path):
     value = astute.get(path, str)
     if not value.strip():
@@ -462,7 +491,7 @@ def one_environment(nodes):
     by_uid = {}
     by_name = {}
     for node in nodes:
-        for attribute in ("cluster_vars", "xenserver_vars"):
+        for attribute in ("cluster_vars", "xenserver_vars", "controller_vars"):
             _same_settings(nodes[0], node, attribute)
         seen = by_uid.setdefault(node.uid, node)
         if seen.name != node.name:
@@ -483,7 +512,7 @@ def _same_settings(first, node, attribute):
     mine, theirs = getattr(first, attribute), getattr(node, attribute)
     for key in sorted(set(mine) | set(theirs)):
         if mine.get(key) != theirs.get(key):
-            shown = "" if key == "xenserver_password" else " (%r and %r)" % (mine.get(key), theirs.get(key))
+            shown = "" if key in SECRET_VARS else " (%r and %r)" % (mine.get(key), theirs.get(key))
             raise FuelDataError(
                 "%s and %s disagree on %s%s: they come from different environments or deployments. "
                 "Take all the files from one deployment of one environment." % (first.source, node.source, key, shown)

@@ -127,6 +127,27 @@ def expected_compute_vars(folder):
     )
 
 
+def expected_controller_vars(folder):
+    """The admin user's connection through Keystone on the management VIP, as a Fuel controller's openrc has it."""
+    data = _load(_sample_files(folder)[0])
+    access = data["access"]
+    return dict(
+        openstack_cloud=dict(
+            auth_type="password",
+            auth=dict(
+                auth_url="http://%s:5000/" % data["network_metadata"]["vips"]["management"]["ipaddr"],
+                username=access["user"],
+                password=access["password"],
+                project_name=access["tenant"],
+                user_domain_name="Default",
+                project_domain_name="Default",
+            ),
+            region_name=data.get("region", "RegionOne"),
+            interface="internal",
+        )
+    )
+
+
 def expected_groups(folder):
     """Return {group: hosts}: one group per Fuel role (- as _), primary roles also in the plain role's group."""
     groups = {"compute": set(), "controller": set(), "primary_controller": set()}
@@ -232,6 +253,7 @@ def test_list_has_the_variables_of_the_samples(exports, folder):
     assert inventory["_meta"]["hostvars"] == expected_hosts(folder)
     assert inventory["all"]["vars"] == expected_cluster(folder)
     assert inventory["compute"]["vars"] == expected_compute_vars(folder)
+    assert inventory["controller"]["vars"] == expected_controller_vars(folder)
 
 
 def test_missing_network_scheme_is_one_clear_error(tmp_path):
@@ -316,6 +338,8 @@ def _set(data, path, value):
         (["xenserver-openstack", "password"], "", "xenserver-openstack.password is empty"),
         (["xenserver-openstack", "install_xapi"], "yes", "install_xapi is a string, expected true or false"),
         (["ceilometer"], KeyError, "ceilometer is missing"),
+        (["network_metadata", "vips", "management"], KeyError, "network_metadata.vips.management is missing"),
+        (["access", "password"], None, "access.password is empty, expected a string"),
     ],
 )
 def test_malformed_key_names_source_and_key_path(path, value, message):
@@ -325,6 +349,7 @@ def test_malformed_key_names_source_and_key_path(path, value, message):
     assert error.startswith("sample.yaml: ")
     assert message in error
     assert _compute()["xenserver-openstack"]["password"] not in error
+    assert _compute()["access"]["password"] not in error
 
 
 def test_tun_without_mesh_network_is_an_error():
@@ -383,6 +408,15 @@ def test_passwords_that_differ_are_named_not_shown():
     with pytest.raises(_fuel.FuelDataError, match="disagree on xenserver_password:") as caught:
         _fuel.one_environment([_node(first, "a.yaml"), _node(second, "b.yaml")])
     assert "s3cret" not in str(caught.value)
+
+
+def test_admin_passwords_that_differ_are_named_not_shown():
+    first, second = _compute(), _compute()
+    second["access"]["password"] = "Other-adm1n"
+    with pytest.raises(_fuel.FuelDataError, match="disagree on openstack_cloud:") as caught:
+        _fuel.one_environment([_node(first, "a.yaml"), _node(second, "b.yaml")])
+    assert "Other-adm1n" not in str(caught.value)
+    assert _compute()["access"]["password"] not in str(caught.value)
 
 
 def test_the_masters_pseudo_node_is_no_host(tmp_path):
