@@ -69,8 +69,19 @@ class BuildError(Exception):
 
 
 def galaxy_version(source):
-    """The collection version from galaxy.yml (a plain ``version: X`` line)."""
+    """The collection version: from galaxy.yml (a plain ``version: X`` line) in a source tree, or from MANIFEST.json
+    in an installed collection (ansible-galaxy and the Fuel plugin's copy keep no galaxy.yml)."""
     path = os.path.join(source, "galaxy.yml")
+    manifest = os.path.join(source, "MANIFEST.json")
+    if not os.path.exists(path) and os.path.exists(manifest):
+        try:
+            with open(manifest) as handle:
+                version = json.load(handle)["collection_info"]["version"]
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise BuildError("cannot read the version in %s (%s); give --version" % (manifest, error)) from None
+        if not isinstance(version, str) or not version:
+            raise BuildError("%s has no collection_info.version; give --version" % manifest)
+        return version
     try:
         with open(path) as handle:
             for line in handle:

@@ -244,3 +244,16 @@ def test_dom0_plugin_is_python_2_7_and_3_6_compatible(tmp_path):
     broken = tmp_path / "plugin"
     broken.write_text(open(PLUGIN_SOURCE).read() + "\nNAME = 'x'\nMESSAGE = f'{NAME}'\n")
     assert subprocess.run([*argv, str(broken)], capture_output=True, check=False).returncode != 0
+
+
+def test_installed_collection_takes_its_version_from_manifest_json(tmp_path):
+    """ansible-galaxy (and the Fuel plugin's copy) install a collection with MANIFEST.json and no galaxy.yml."""
+    installed = tmp_path / "openstack"
+    shutil.copytree(os.path.join(ROOT, "dom0"), str(installed / "dom0"))
+    (installed / "MANIFEST.json").write_text(json.dumps({"collection_info": {"version": "7.3.1"}}))
+    result = build("--source", str(installed), "--output", str(tmp_path / "out"))
+    assert result["version"] == "7.3.1" and result["iso"].endswith("-7.3.1.iso")
+    (installed / "MANIFEST.json").write_text(json.dumps({"collection_info": {}}))
+    proc = run_build("--source", str(installed), "--output", str(tmp_path / "out"))
+    assert proc.returncode == 1 and "MANIFEST.json" in proc.stderr and "give --version" in proc.stderr
+    assert "Traceback" not in proc.stderr
