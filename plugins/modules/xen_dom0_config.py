@@ -138,7 +138,7 @@ options:
         existing backup is never replaced. C(/etc/logrotate.d/conntrackd) gets O(conntrackd.logrotate).
         conntrackd is restarted only when its configuration changed (or a restart after an earlier change failed).
       - Skipped on hosts older than platform version 2.1.0 (XenServer 6.5), which have no conntrack; the result's
-        RV(skipped) says so.
+        RV(not_run) says so.
       - Fails when conntrack-tools is not installed in Dom0.
     type: dict
     suboptions:
@@ -207,7 +207,7 @@ operations:
   sample:
     console_log_rotation: {"changed": false, "path": "/etc/cron.d/xenserver-openstack-console-logs"}
     firewall: {"changed": true, "chain": "xenserver-openstack-neutron", "saved_rules": "/etc/sysconfig/iptables"}
-skipped:
+not_run:
   description: Operations that were asked for but not run, with the reason.
   returned: success
   type: dict
@@ -308,7 +308,7 @@ class XenDom0ConfigModule(XenAPIModule):
             host=self.xapi.host.get_uuid(host_ref),
             platform_version=software.get("platform_version", ""),
             operations={},
-            skipped={},
+            not_run={},
         )
         self.diffs = []
         self.host_ref = host_ref
@@ -360,7 +360,7 @@ class XenDom0ConfigModule(XenAPIModule):
     def _conntrackd(self, conntrackd, software):
         platform = software.get("platform_version", "")
         if version_tuple(platform) < CONNTRACK_PLATFORM:
-            self.result["skipped"]["conntrackd"] = "%s %s (platform %s) has no conntrack: conntrackd is left alone" % (
+            self.result["not_run"]["conntrackd"] = "%s %s (platform %s) has no conntrack: conntrackd is left alone" % (
                 software.get("product_brand", "The host"),
                 software.get("product_version", ""),
                 platform or "unknown",

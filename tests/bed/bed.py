@@ -44,8 +44,20 @@ MAX_PAIRS = 244  # compute-i has 198.18.x.(10 + i)
 
 # The /etc entries each kind of host has for itself (see "The /etc rule" in README.md).
 ETC_ENTRIES = {
-    "compute": ("nova", "neutron", "ceilometer", "iptables", "sysctl.d", "init.d", "network", "default"),
+    "compute": (
+        "nova",
+        "neutron",
+        "ceilometer",
+        "iptables",
+        "sysctl.d",
+        "init.d",
+        "network",
+        "default",
+        "multipath",
+        "cron.d",
+    ),
     "dom0": ("xapi.d", "udev", "sysconfig", "cron.d", "logrotate.d", "modprobe.d", "conntrackd"),
+    "controller": ("nova", "init.d"),
 }
 NETNS_ETC = Path("/etc/netns")
 
@@ -194,6 +206,10 @@ class Pair:
         return "%s.%d" % (NETWORKS[network][0], 10 + self.index)
 
 
+def controller_dir(state_dir: Path) -> Path:
+    return state_dir / "controller"
+
+
 def pairs_of(state: State) -> list[Pair]:
     return [Pair(i, state.dir) for i in range(1, state.data["pairs"] + 1)]
 
@@ -252,6 +268,86 @@ def host_scenarios(path: str, pairs: list[Pair]) -> dict[int, dict]:
     return {pair.index: host_scenario(base, pair) for pair in pairs}
 
 
+# --- what a deployed node has before the product runs -----------------------------------------------------------
+
+# A XenServer Dom0's own files (under its /etc entries): cron entries of its own, the bridge module blacklisted
+# (Open vSwitch is the network backend), conntrack-tools' configuration, and its firewall, which `up` also loads
+# into the Dom0 namespace as Dom0's iptables service does at boot.
+DOM0_FIREWALL = """\
+# Firewall configuration written by system-config-firewall
+# Manual customization of this file is not recommended.
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:RH-Firewall-1-INPUT - [0:0]
+-A INPUT -j RH-Firewall-1-INPUT
+-A FORWARD -j RH-Firewall-1-INPUT
+-A RH-Firewall-1-INPUT -i lo -j ACCEPT
+-A RH-Firewall-1-INPUT -p icmp -j ACCEPT
+-A RH-Firewall-1-INPUT -i xenapi -p udp -m udp --dport 67 -j ACCEPT
+-A RH-Firewall-1-INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A RH-Firewall-1-INPUT -p tcp -m conntrack --ctstate NEW -m tcp --dport 22 -j ACCEPT
+-A RH-Firewall-1-INPUT -p tcp -m conntrack --ctstate NEW -m tcp --dport 80 -j ACCEPT
+-A RH-Firewall-1-INPUT -p tcp -m conntrack --ctstate NEW -m tcp --dport 443 -j ACCEPT
+-A RH-Firewall-1-INPUT -j REJECT --reject-with icmp-host-prohibited
+COMMIT
+"""
+DOM0_FILES = {
+    "cron.d/0hourly": "SHELL=/bin/bash\nMAILTO=root\n01 * * * * root run-parts /etc/cron.hourly\n",
+    "cron.d/sysstat": "# system activity accounting\n*/10 * * * * root /usr/lib64/sa/sa1 1 1\n",
+    "modprobe.d/blacklist-bridge.conf": "# Open vSwitch is the network backend\nblacklist bridge\n",
+    "conntrackd/conntrackd.conf": "# conntrack-tools' conntrackd.conf\nSync {\n\tMode FTFW {\n\t}\n}\n",
+    "sysconfig/iptables": DOM0_FIREWALL,
+}
+# The controller's nova.conf as the OpenStack deployment wrote it (under its /etc entry nova).
+CONTROLLER_NOVA_CONF = """\
+# nova.conf of the controller, as the OpenStack deployment wrote it
+[DEFAULT]
+# the API
+osapi_compute_listen=198.18.1.2
+
+[keystone_authtoken]
+# memcached of the controllers
+memcached_servers=198.18.1.2:11211,198.18.1.3:11211
+auth_type=password
+"""
+
+
+def write(path: Path, text: str, mode: int = 0o644) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(mode)
+
+
+def seed(state: State, pairs: list[Pair]) -> None:
+    """Give each host, once, the files and state a deployed node has before the product runs.
+
+    Recorded in the state when done, so completing a crashed ``up`` never puts back what a playbook changed.
+    """
+    seeded = state.data.setdefault("seeded", [])
+    for pair in pairs:
+        if pair.dom0 in seeded:
+            continue
+        etc = pair.dom0_dir / "root" / "etc"
+        for relative, text in DOM0_FILES.items():
+            write(etc / relative, text, 0o600 if relative == "sysconfig/iptables" else 0o644)
+        run("ip", "netns", "exec", pair.dom0_ns, "iptables-restore", str(etc / "sysconfig" / "iptables"))
+        # Dom0's `service`, which the Dom0 plugin runs (tests/bed/standins/README.md), on the simulator's PATH.
+        service = (STANDINS / "dom0-service.in").read_text().replace("@LOG@", str(pair.dom0_dir / "service.log"))
+        write(pair.dom0_dir / "bin" / "service", service, 0o755)
+        (pair.dom0_dir / "service.log").write_text("")
+        state.record("seeded", pair.dom0)
+    for pair in pairs:
+        if pair.compute not in seeded:
+            # Where the image cache job goes (misc_patches_image_cache_script in the inventory).
+            (pair.compute_dir / "root" / "usr" / "local" / "sbin").mkdir(parents=True, exist_ok=True)
+            state.record("seeded", pair.compute)
+    if "controller" not in seeded:
+        write(controller_dir(state.dir) / "root" / "etc" / "nova" / "nova.conf", CONTROLLER_NOVA_CONF, 0o640)
+        state.record("seeded", "controller")
+
+
 # --- up: every step makes what is missing and leaves what exists -------------------------------------------------
 
 
@@ -294,6 +390,7 @@ def give_etc(state: State, ns: str, root: Path, entries: tuple[str, ...]) -> Non
 
 
 def give_files(state: State, pairs: list[Pair]) -> None:
+    give_etc(state, CONTROLLER, controller_dir(state.dir) / "root", ETC_ENTRIES["controller"])
     for pair in pairs:
         give_etc(state, pair.compute_ns, pair.compute_dir / "root", ETC_ENTRIES["compute"])
         give_etc(state, pair.dom0_ns, pair.dom0_dir / "root", ETC_ENTRIES["dom0"])
@@ -405,7 +502,12 @@ def start_simulator(state: State, pair: Pair, python: str) -> None:
             str(pair.dom0_dir / "xapisim.pid"),
         ],
         log=pair.dom0_dir / "xapisim.log",
-        env=dict(os.environ, PYTHONPATH=pythonpath),
+        # Dom0's `service` stand-in first on PATH, for the plugins the simulator runs.
+        env=dict(
+            os.environ,
+            PYTHONPATH=pythonpath,
+            PATH=os.pathsep.join([str(pair.dom0_dir / "bin"), os.environ.get("PATH", os.defpath)]),
+        ),
     )
 
 
@@ -512,13 +614,23 @@ def inventory(state: State, pairs: list[Pair], scenarios: dict[int, dict]) -> di
             nova_xenapi_config_group="root",
             nova_xenapi_neutron_config_group="root",
             nova_xenapi_ceilometer_config_group="root",
+            # The roles' paths outside the host's /etc entries, in its own root (another bed shares the machine's).
+            dom0_suppack_remote_dir=str(pair.compute_dir / "root" / "var" / "tmp" / "xenserver-openstack"),
+            misc_patches_python=state.data["python"],
+            misc_patches_image_cache_script=str(
+                pair.compute_dir / "root" / "usr" / "local" / "sbin" / "xenserver-openstack-image-cache"
+            ),
+            misc_patches_state_dir=str(pair.compute_dir / "root" / "var" / "lib" / "xenserver-openstack" / "patches"),
         )
         for pair in pairs
     }
     dom0 = {pair.dom0: host(pair.dom0_ns, bed_root=str(pair.dom0_dir / "root")) for pair in pairs}
     controller = {
         "controller-1": host(
-            CONTROLLER, bed_mgmt_ip=NETWORKS["mgmt"][0] + ".2", bed_storage_ip=NETWORKS["storage"][0] + ".2"
+            CONTROLLER,
+            bed_root=str(controller_dir(state.dir) / "root"),
+            bed_mgmt_ip=NETWORKS["mgmt"][0] + ".2",
+            bed_storage_ip=NETWORKS["storage"][0] + ".2",
         )
     }
     return {
@@ -567,6 +679,7 @@ def up(args: argparse.Namespace) -> int:
     scenarios = host_scenarios(state.data["scenario"], pairs)
     create_namespaces(state, namespaces(pairs))
     give_files(state, pairs)
+    seed(state, pairs)
     wire(pairs, scenarios)
     for pair in pairs:
         (pair.dom0_dir / "scenario.yml").write_text(yaml.safe_dump(scenarios[pair.index], sort_keys=False))
@@ -579,7 +692,8 @@ def up(args: argparse.Namespace) -> int:
         if state.data["himn_lease"] and himn_vif(scenarios[pair.index]):
             lease_himn(pair)
     for pair in pairs:
-        start_standins(pair)
+        start_standins("compute", pair.compute_ns, pair.compute_dir)
+    start_standins("controller", CONTROLLER, controller_dir(args.state_dir))
     state.data["signing_key"] = signing_key(args.state_dir)
     for pair in pairs:
         trust_signing_key(pair, *state.data["signing_key"])
@@ -593,43 +707,56 @@ def up(args: argparse.Namespace) -> int:
 # --- service stand-ins (tests/bed/standins/README.md) ------------------------------------------------------------
 
 STANDINS = REPO / "tests" / "bed" / "standins"
-# Each compute VM's OpenStack services, with the configuration files the real service reads: the stand-in records
-# their checksums whenever it starts.
+# The OpenStack services of each kind of host, with the configuration files the real service reads: the stand-in
+# records their checksums whenever it starts (a pattern is expanded when it starts).
 STANDIN_SERVICES = {
-    "nova-compute": ("/etc/nova/nova.conf", "/etc/nova/nova-compute.conf"),
-    "neutron-openvswitch-agent": (
-        "/etc/neutron/neutron.conf",
-        "/etc/neutron/plugins/ml2/openvswitch_agent.ini",
-        "/etc/neutron/rootwrap.conf",
-    ),
-    "ceilometer-polling": ("/etc/ceilometer/ceilometer.conf",),
+    "compute": {
+        "nova-compute": ("/etc/nova/nova.conf", "/etc/nova/nova-compute.conf"),
+        "neutron-openvswitch-agent": (
+            "/etc/neutron/neutron.conf",
+            "/etc/neutron/plugins/ml2/openvswitch_agent.ini",
+            "/etc/neutron/rootwrap.conf",
+        ),
+        "ceilometer-polling": ("/etc/ceilometer/ceilometer.conf",),
+        # Debian's multipath-tools package: multipathd reads multipath.conf and the drop-ins of conf.d.
+        "multipath-tools": ("/etc/multipath/conf.d/*.conf",),
+    },
+    "controller": {
+        "nova-novncproxy": ("/etc/nova/nova.conf",),
+        "nova-consoleauth": ("/etc/nova/nova.conf",),
+    },
+}
+# The directories the installed services' packages own (the role makes the others).
+STANDIN_DIRECTORIES = {
+    "compute": ("/etc/nova", "/etc/neutron/plugins/ml2", "/etc/ceilometer", "/etc/multipath"),
+    "controller": ("/etc/nova",),
 }
 
 
-def start_standins(pair: Pair) -> None:
-    """Write the stand-in init scripts into the compute VM's own /etc/init.d and start each service there.
+def start_standins(kind: str, ns: str, run_dir: Path) -> None:
+    """Write the stand-in init scripts into the host's own /etc/init.d and start each service there.
 
-    Their processes live in the compute VM's namespace, so ``down`` ends them with the namespace's other processes.
+    Their processes live in the host's namespace, so ``down`` ends them with the namespace's other processes.
     """
+    root = run_dir / "root"
     template = (STANDINS / "init-script.in").read_text()
-    for configs in STANDIN_SERVICES.values():  # the directories the installed services' packages would own
-        for config in configs:
-            (pair.compute_dir / "root" / config.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
-    for name, configs in STANDIN_SERVICES.items():
-        script = pair.compute_dir / "root" / "etc" / "init.d" / name
+    for directory in STANDIN_DIRECTORIES[kind]:
+        (root / directory.lstrip("/")).mkdir(parents=True, exist_ok=True)
+    for name, configs in STANDIN_SERVICES[kind].items():
+        script = root / "etc" / "init.d" / name
         text = template
         for key, value in (
             ("@NAME@", name),
-            ("@RUN_DIR@", str(pair.compute_dir)),
+            ("@RUN_DIR@", str(run_dir)),
             ("@CONFIGS@", " ".join(configs)),
             ("@STANDIN@", str(STANDINS / "standin.sh")),
         ):
             text = text.replace(key, value)
         script.write_text(text)
         script.chmod(0o755)
-        if not (pair.compute_dir / (name + ".pid")).exists():
-            (pair.compute_dir / (name + ".log")).write_text("")
-        run("ip", "netns", "exec", pair.compute_ns, "/etc/init.d/" + name, "start")
+        if not (run_dir / (name + ".pid")).exists():
+            (run_dir / (name + ".log")).write_text("")
+        run("ip", "netns", "exec", ns, "/etc/init.d/" + name, "start")
 
 
 # --- down ----------------------------------------------------------------------------------------------------
@@ -679,6 +806,7 @@ def down(args: argparse.Namespace) -> int:
     for pair in pairs_of(state):
         clear_host_dir(pair.dom0_dir)
         clear_host_dir(pair.compute_dir)
+    clear_host_dir(controller_dir(args.state_dir))
     (args.state_dir / "inventory.yml").unlink(missing_ok=True)
     state.path.unlink()
     state.path.with_suffix(".tmp").unlink(missing_ok=True)  # from an up killed while saving

@@ -204,7 +204,7 @@ def test_conntrackd_is_skipped_on_xenserver_6_5(dom0, run_module):
     sim, root, log = dom0("xenserver-6.5")
     result = run_module(xen_dom0_config, args_for(sim, conntrackd=dict(config=CONNTRACKD), console_log_rotation=dict()))
     assert result["changed"] is True, result
-    assert result["skipped"] == {
+    assert result["not_run"] == {
         "conntrackd": "XenServer 6.5.0 (platform 1.9.0) has no conntrack: conntrackd is left alone"
     }
     assert "conntrackd" not in result["operations"]
