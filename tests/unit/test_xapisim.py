@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import urllib.error
 import urllib.request
 import xmlrpc.client
 from urllib.parse import urlsplit
@@ -196,6 +197,11 @@ def test_session_expiry_relogin(xapi_sim):
     for _ in range(3):
         session.xenapi.host.get_all()
     assert sim.counts() == {"host.get_all": 4, "session.login_with_password": 1}
+    sim.reset_counts()
+    sim.expire_sessions_at("pool.get_all")
+    session.xenapi.host.get_all()
+    assert session.xenapi.pool.get_all() and session.xenapi.pool.get_all()
+    assert sim.counts() == {"host.get_all": 1, "pool.get_all": 3, "session.login_with_password": 1}
 
 
 def test_always_expire_gives_fault(xapi_sim):
@@ -315,6 +321,56 @@ def test_import_raw_vdi_aborted_upload(xapi_sim):
     assert x.task.get_status(task) == "failure"
     assert sim.vdi_count() == 0
     assert os.listdir(os.path.join(sim.root, "var", "xapisim", "vdi")) == []
+
+
+def test_cut_upload_resets_the_next_upload_only(xapi_sim):
+    sim = xapi_sim("xcpng-8.3")
+    session = login(sim)
+    x = session.xenapi
+    sr = x.SR.get_all()[0]
+    block = b"\0" * (64 * 1024)
+    sim.cut_next_upload(256 * 1024)
+    task = x.task.create("upload", "")
+    query = "session_id=%s&task_id=%s&sr_id=%s" % (session.handle, task, sr)
+    with pytest.raises(OSError):  # reset by the simulator: the client cannot send the rest
+        put_raw(sim, query, [block] * 160, 160 * len(block))
+    assert x.task.get_status(task) == "failure" and x.task.get_error_info(task)[0] == "VDI_IO_ERROR"
+    assert "cut_upload" in x.task.get_error_info(task)[1]
+    assert sim.vdi_count() == 0
+    task = x.task.create("upload", "")
+    query = "session_id=%s&task_id=%s&sr_id=%s" % (session.handle, task, sr)
+    assert put_raw(sim, query, [block] * 8, 8 * len(block)) == 200
+    assert x.task.get_status(task) == "success" and sim.vdi_count() == 1
+    with pytest.raises(ValueError):
+        sim.cut_next_upload(0)
+
+
+def test_load_reseeds_from_another_scenario_and_keeps_the_root(xapi_sim, tmp_path):
+    sim = xapi_sim("xcpng-8.3")
+    marker = os.path.join(sim.root, "etc", "marker")
+    os.makedirs(os.path.dirname(marker))
+    open(marker, "w").close()
+    login(sim)
+    assert sim.state()["sessions"] == 1
+    sim.load(scenario_path("lvm-sr"))
+    assert sim.state()["sessions"] == 0
+    x = login(sim).xenapi
+    assert [r["type"] for r in x.SR.get_all_records().values()] == ["lvm"]
+    assert os.path.exists(marker) and sim.counts()["session.login_with_password"] == 2
+    with pytest.raises(ScenarioError):
+        sim.load(str(tmp_path / "missing.yml"))
+    assert [r["type"] for r in x.SR.get_all_records().values()] == ["lvm"]
+
+
+def test_pool_member_can_refuse_the_login_on_its_himn_address_too(xapi_sim, tmp_path):
+    (tmp_path / "member.yml").write_text(
+        "extends: %s\nbehaviour: {host_is_slave_on_himn: true}\n" % os.path.join(SCENARIO_DIR, "pool-member.yml")
+    )
+    sim = xapi_sim(str(tmp_path / "member.yml"), himn_addresses=("127.0.0.1",))
+    assert failure(XenAPI.Session(sim.url).xenapi.login_with_password, "root", "xenroot") == [
+        "HOST_IS_SLAVE",
+        "127.0.0.2",
+    ]
 
 
 # -- pool_update ---------------------------------------------------------------------------------
@@ -521,12 +577,21 @@ def test_http_control_endpoints(xapi_sim):
     session.xenapi.host.get_all()
     session.xenapi.host.get_all()
     assert sim.counts()["session.login_with_password"] == 2
+    control("/_sim/expire_at?method=host.get_all")
+    session.xenapi.host.get_all()
+    assert sim.counts()["session.login_with_password"] == 3
     control("/_sim/always_expire?on=1")
     with pytest.raises(xmlrpc.client.Fault):
         session.xenapi.host.get_all()
     control("/_sim/always_expire?on=0")
     assert json.loads(control("/_sim/reboot")) == []
     assert json.loads(control("/_sim/state", "GET"))["vdis"] == []
+    control("/_sim/cut_upload?after=10")
+    assert sim.take_cut() == 10 and sim.take_cut() is None
+    control("/_sim/load?scenario=%s" % scenario_path("lvm-sr"))
+    assert [r["type"] for r in login(sim).xenapi.SR.get_all_records().values()] == ["lvm"]
+    with pytest.raises(urllib.error.HTTPError, match="400"):
+        control("/_sim/load?scenario=/nonexistent.yml")
 
 
 def test_tls(xapi_sim, tmp_path):

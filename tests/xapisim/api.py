@@ -65,7 +65,7 @@ class XAPI:
         self.plugin_python, self.himn_addresses = plugin_python, tuple(himn_addresses)
         self.behaviour = scenario.get("behaviour", {})
         self.db, self.lock, self.counts = DB(), threading.RLock(), collections.Counter()
-        self.expire_after, self.always_expire, self.via_himn = None, False, False
+        self.expire_after, self.expire_at, self.always_expire, self.via_himn = None, None, False, False
         self.payloads = {}  # pool_update ref -> ({plugin file name: bytes}, {path: {mode, data}}), for apply
         self.refs = self._seed(scenario)
         self.master = self.refs["hosts"][scenario["pool"]["master"]]
@@ -158,6 +158,9 @@ class XAPI:
                 if self.expire_after < 0:
                     self.expire_after = None
                     self.expire_sessions()
+            if method == self.expire_at:
+                self.expire_at = None
+                self.expire_sessions()
             self.via_himn = local_addr in self.himn_addresses
             is_async = method.startswith("Async.")
             fn, least, most, login = self._lookup(method[len("Async.") :] if is_async else method, method)
@@ -295,7 +298,7 @@ def _login(api, uname, pwd, this_host, originator):
 
 @message("session.login_with_password", login=True)
 def login_with_password(api, uname, pwd, version="", originator=""):
-    if api.local_host != api.master and not api.via_himn:
+    if api.local_host != api.master and (not api.via_himn or api.behaviour.get("host_is_slave_on_himn")):
         raise Failure("HOST_IS_SLAVE", api.db.raw("host", api.master)["address"])
     return _login(api, uname, pwd, api.master, originator)
 

@@ -52,7 +52,8 @@ SCHEMA = {
                     "other_config": "strmap", "xenstore_data": "strmap", "vifs": ("list", VIF)}),
     "updates": ("list", UPDATE),
     "patches": ("list", dict(UPDATE, size="int")),
-    "behaviour": {"update_signature": ("enum", ("valid", "invalid")), "precheck": ("enum", PRECHECKS)},
+    "behaviour": {"update_signature": ("enum", ("valid", "invalid")), "precheck": ("enum", PRECHECKS),
+                  "host_is_slave_on_himn": "bool"},
 }
 # fmt: on
 

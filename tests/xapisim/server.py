@@ -9,6 +9,7 @@ import shlex
 import shutil
 import socket
 import ssl
+import struct
 import subprocess
 import sys
 import tempfile
@@ -21,7 +22,7 @@ from urllib.parse import parse_qs
 
 from .api import XAPI
 from .db import Failure
-from .scenario import load_scenario
+from .scenario import ScenarioError, load_scenario
 
 CHUNK = 64 * 1024
 
@@ -129,14 +130,17 @@ class _Handler(BaseHTTPRequestHandler):
             "/_sim/reset_counts": sim.reset_counts,
             "/_sim/expire_sessions": sim.expire_sessions,
             "/_sim/expire_after": lambda: sim.expire_sessions_after(int(query.get("n", "0"))),
+            "/_sim/expire_at": lambda: sim.expire_sessions_at(query.get("method", "")),
             "/_sim/always_expire": lambda: sim.always_expire(query.get("on", "1") not in ("0", "false")),
             "/_sim/reboot": sim.reboot,
+            "/_sim/load": lambda: sim.load(query.get("scenario", "")),
+            "/_sim/cut_upload": lambda: sim.cut_next_upload(int(query.get("after", "0"))),
         }
         if path not in actions:
             return self._reply(404, "not found\n")
         try:
             result = actions[path]()
-        except ValueError as exc:
+        except (ValueError, ScenarioError) as exc:
             return self._reply(400, "%s\n" % exc)
         self._reply(200, json.dumps(result if result is not None else "ok"), "application/json")
 
@@ -152,15 +156,18 @@ class _Handler(BaseHTTPRequestHandler):
         except Failure as exc:
             code = {"SESSION_INVALID": 403, "HANDLE_INVALID": 404}.get(exc.details[0], 400)
             return self._reply(code, "%s\n" % exc.details)
-        size, error = self._receive(dest)
+        size, error = self._receive(dest, self.server.sim.take_cut())
         api.end_import(vdi, task, created, size, error)
         self.note = error or "%d bytes" % size
         if not error:
             self.close_connection = False
             self._reply(200, "")
 
-    def _receive(self, dest):
-        """Stream the body into ``dest`` (constant memory); return ``(bytes written, error or None)``."""
+    def _receive(self, dest, cut=None):
+        """Stream the body into ``dest`` (constant memory); return ``(bytes written, error or None)``.
+
+        With ``cut`` (a number of bytes), the connection is reset once that much has arrived, as when xapi
+        restarts or the network breaks mid-upload."""
         chunked = "chunked" in self.headers.get("Transfer-Encoding", "").lower()
         length = self.headers.get("Content-Length")
         if not chunked and length is None:
@@ -171,9 +178,16 @@ class _Handler(BaseHTTPRequestHandler):
                 for piece in self._chunked() if chunked else self._sized(int(length)):
                     out.write(piece)
                     total += len(piece)
+                    if cut is not None and total >= cut:
+                        self._reset()
+                        raise ValueError("the simulator cut the connection (/_sim/cut_upload)")
         except (OSError, ValueError) as exc:
             return total, "upload interrupted after %d bytes: %s" % (total, exc)
         return total, None
+
+    def _reset(self):
+        """Make the end of this request close the connection with a TCP reset (SO_LINGER 0)."""
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
     def _sized(self, remaining):
         while remaining > 0:
@@ -220,6 +234,7 @@ class Simulator:
         self.db = self.api.db
         self.tls, self.netns, self.verbose = tls, netns, verbose
         self.url = self._server = self._thread = None
+        self._cut, self._cut_lock = None, threading.Lock()
 
     def start(self, host="127.0.0.1", port=0):
         """Serve in a daemon thread; return the URL (``https://`` when ``tls=(certfile, keyfile)``)."""
@@ -279,6 +294,12 @@ class Simulator:
         with self.api.lock:
             self.api.expire_after = int(n_calls)
 
+    def expire_sessions_at(self, method):
+        """The sessions of the moment the next ``method`` call arrives (``Async.pool_update.introduce``, say) are
+        dropped, before that call is checked: the call meets SESSION_INVALID in the middle of whatever made it."""
+        with self.api.lock:
+            self.api.expire_at = method or None
+
     def always_expire(self, flag=True):
         """While set, current sessions are dropped and every new one is invalid at once (the real client
         re-logs in 3 times, then raises ``xmlrpc.client.Fault``)."""
@@ -286,6 +307,31 @@ class Simulator:
             self.api.always_expire = bool(flag)
             if flag:
                 self.api.expire_sessions()
+
+    def load(self, scenario_path):
+        """Become the host of another scenario file, as if xapi restarted on it: every object is seeded again
+        (sessions, tasks, VDIs and updates applied through the API are gone); the file root, the plugins in it
+        and the counters stay. Raises ScenarioError for a bad file (then nothing changes)."""
+        if not scenario_path:
+            raise ValueError("give scenario=PATH")
+        scenario = load_scenario(scenario_path)
+        old = self.api
+        api = XAPI(scenario, self.root, self.plugin_dir, old.plugin_python, old.himn_addresses)
+        with old.lock:
+            api.counts.update(old.counts)
+            self.scenario, self.api, self.db = scenario, api, api.db
+
+    def cut_next_upload(self, after_bytes):
+        """The next ``PUT /import_raw_vdi`` has its connection reset once ``after_bytes`` bytes have arrived."""
+        if after_bytes < 1:
+            raise ValueError("after must be a positive number of bytes")
+        with self._cut_lock:
+            self._cut = after_bytes
+
+    def take_cut(self):
+        with self._cut_lock:
+            cut, self._cut = self._cut, None
+            return cut
 
     def vdi_count(self):
         with self.api.lock:
