@@ -28,6 +28,7 @@ import sys
 import pytest
 import yaml
 from bedlib import ROOT, TESTS, Bed, ansible_env, ns, task_results
+from sitelib import NsGlance, controller_vars
 
 pytestmark = pytest.mark.root
 
@@ -142,15 +143,6 @@ def bed_overrides(bed_inventory, directory, *, keep_connection=True, hosts=None)
                 )
 
 
-def images(bed, endpoint):
-    """{name: image} of the controller's Glance."""
-    answer = bed.run(ns("ctl"), sys.executable, "-c", IMAGES, endpoint).stdout
-    return {image["name"]: image for image in json.loads(answer)["images"]}
-
-
-IMAGES = "import sys, urllib.request as u; print(u.urlopen(sys.argv[1] + '/v2/images', timeout=10).read().decode())"
-
-
 def ini(path):
     parser = configparser.ConfigParser(interpolation=None, strict=False)
     parser.read(path)
@@ -161,23 +153,13 @@ def ini(path):
 def fuel_bed(tmp_path_factory):
     work = tmp_path_factory.mktemp("fuel")
     bed = Bed(str(work / "bed"), "--pairs", str(PAIRS))
-    glance = str(work / "glance")
-    env = dict(os.environ, PYTHONPATH=TESTS)
+    glance = NsGlance(work / "glance")
     try:
-        bed.run(ns("ctl"), "ip", "link", "set", "lo", "up")
-        started = subprocess.run(
-            ["ip", "netns", "exec", ns("ctl"), sys.executable, "-m", "glancebed", "start", glance],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert started.returncode == 0, started.stderr
-        bed.glance = started.stdout.strip()
-        bed.work = work
+        glance.start()
+        bed.glance, bed.work = glance, work
         yield bed
     finally:
-        subprocess.run([sys.executable, "-m", "glancebed", "stop", glance], env=env, check=False)
+        glance.stop()
         bed.down()
 
 
@@ -190,25 +172,12 @@ def fuel_inventory(fuel_bed):
     password = load(os.path.join(bed.state_dir, "dom0-1", "scenario.yml"))["credentials"]
     astute = astute_files(os.path.join(directory, "astute"), password)
     bed_overrides(bed_inventory, directory)
-    source = str(bed.work / "cirros.qcow2")
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", source, "24M"], check=True)
-    checksum = subprocess.run(["sha256sum", source], capture_output=True, text=True, check=True).stdout.split()[0]
     controller = load(os.path.join(directory, "host_vars", "controller-1.yml"))
-    controller.update(
-        # The cloud's Glance has no Keystone on the bed: its endpoint replaces the Keystone connection of Fuel's data.
-        openstack_cloud={"auth_type": "none", "auth": {"endpoint": bed.glance}},
-        guest_images_cache_dir=str(bed.work / "image-cache"),
-        guest_images_packages=[],
-        guest_images_list=[
-            {
-                "name": "TestVM",
-                "url": "file://" + source,
-                "checksum": "sha256:" + checksum,
-                "format": "qcow2",
-                "properties": {"vm_mode": "{{ guest_images_vm_mode }}", "os_type": "linux", "hypervisor_type": "xen"},
-            }
-        ],
-    )
+    # The cloud's Glance has no Keystone on the bed: its endpoint replaces the Keystone connection of Fuel's data
+    # (openstack_cloud), which site.yml gives the images role.
+    images = controller_vars(bed.glance, bed.work, {"auth_type": "none", "auth": {"endpoint": bed.glance.endpoint}})
+    del images["guest_images_cloud"]
+    controller.update(images)
     dump(os.path.join(directory, "host_vars", "controller-1.yml"), controller)
     config = os.path.join(directory, "fuel_inventory.yml")
     dump(config, {"plugin": "xenserver.openstack.fuel", "astute": ["astute/"]})
@@ -273,7 +242,7 @@ def test_site_yml_with_the_fuel_inventory_runs_the_whole_flow(fuel_bed, fuel_inv
         agent = ini(os.path.join(etc, "neutron", "plugins", "ml2", "openvswitch_agent.ini"))
         assert agent.get("ovs", "bridge_mappings").startswith("physnet2:")
 
-    image = images(bed, fuel_bed.glance)["TestVM"]
+    image = bed.glance.images(bed)["TestVM"]
     assert (image["disk_format"], image["container_format"]) == ("vhd", "ovf")
     assert image["vm_mode"] == "hvm"  # XCP-ng 8.3 hosts (platform 3.4), from the preflight's host facts
 
