@@ -18,12 +18,10 @@ per-task cost, no module run at all), for reference. The ratio printed last is r
 figures follow the roles as they land in it. Arguments after ``--`` go to every ansible-playbook run.
 """
 
-import argparse
 import os
 import shutil
 import statistics
 import sys
-import tempfile
 import time
 from datetime import datetime
 
@@ -32,7 +30,7 @@ os.environ.setdefault("XS_BED_PREFIX", "xsb-")
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 
 import yaml  # noqa: E402
-from bedlib import Bed, failures, machine  # noqa: E402
+from bedlib import Bed, bed_benchmark_options, failures, machine  # noqa: E402
 
 SITE = os.path.join(ROOT, "playbooks", "site.yml")
 # Actions that run on the controller only: no module goes to the host.
@@ -139,15 +137,9 @@ def seconds_of(task):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
-    parser.add_argument("--pairs", type=int, default=1, help="Dom0 / compute VM pairs in the bed (default 1)")
-    parser.add_argument("--runs", type=int, default=1, help="measurements of each play; medians are compared")
-    parser.add_argument("--state-dir", help="the bed's state directory (default: a new temporary directory)")
-    parser.add_argument("--keep-bed", action="store_true", help="leave the bed up at the end")
-    parser.add_argument("playbook_args", nargs="*", help="arguments for ansible-playbook, after --")
-    options = parser.parse_args()
-    work = tempfile.mkdtemp(prefix="noop-rerun-")
-    state_dir = options.state_dir or os.path.join(work, "bed")
+    options, work, state_dir = bed_benchmark_options(
+        __doc__, "measurements of each play; medians are compared", "noop-rerun-"
+    )
     extra = options.playbook_args
     print("machine: %s" % machine())
     bed = Bed(state_dir, "--pairs", str(options.pairs))

@@ -20,7 +20,6 @@ the largest number of reads of one class by one converged module run: 1.00 means
 Not a timed test: it prints figures.
 """
 
-import argparse
 import json
 import os
 import shutil
@@ -33,7 +32,7 @@ os.environ.setdefault("XS_BED_PREFIX", "xsb-")
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
-from bedlib import Bed, ansible_env, failures, ns  # noqa: E402
+from bedlib import Bed, ansible_env, bed_benchmark_options, failures, ns  # noqa: E402
 from xapisim.pytest_plugin import scenario_path  # noqa: E402
 from xapisim.server import Simulator  # noqa: E402
 
@@ -204,15 +203,9 @@ def worst(rows, which):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
-    parser.add_argument("--pairs", type=int, default=1, help="Dom0 / compute VM pairs in the bed (default 1)")
-    parser.add_argument("--runs", type=int, default=1, help="runs of each module; the largest counts are kept")
-    parser.add_argument("--state-dir", help="the bed's state directory (default: a new temporary directory)")
-    parser.add_argument("--keep-bed", action="store_true", help="leave the bed up at the end")
-    parser.add_argument("playbook_args", nargs="*", help="arguments for ansible-playbook, after --")
-    options = parser.parse_args()
-    work = tempfile.mkdtemp(prefix="xapi-calls-")
-    state_dir = options.state_dir or os.path.join(work, "bed")
+    options, work, state_dir = bed_benchmark_options(
+        __doc__, "runs of each module; the largest counts are kept", "xapi-calls-"
+    )
     bed = Bed(state_dir, "--pairs", str(options.pairs))
     counters = Counters(bed, options.pairs)
     try:

@@ -154,3 +154,22 @@ def machine():
         ansible_version,
         " ".join("%.2f" % load for load in os.getloadavg()),
     )
+
+
+def bed_benchmark_options(doc, runs_help, prefix):
+    """Parse the options of a benchmark that runs on one bed; return (options, scratch directory, bed state dir).
+
+    --pairs, --runs, --state-dir, --keep-bed, and the arguments after -- for every ansible-playbook run.
+    """
+    import argparse
+    import tempfile
+
+    parser = argparse.ArgumentParser(description=doc.split("\n\n", maxsplit=1)[0])
+    parser.add_argument("--pairs", type=int, default=1, help="Dom0 / compute VM pairs in the bed (default 1)")
+    parser.add_argument("--runs", type=int, default=1, help=runs_help)
+    parser.add_argument("--state-dir", help="the bed's state directory (default: a new temporary directory)")
+    parser.add_argument("--keep-bed", action="store_true", help="leave the bed up at the end")
+    parser.add_argument("playbook_args", nargs="*", help="arguments for ansible-playbook, after --")
+    options = parser.parse_args()
+    work = tempfile.mkdtemp(prefix=prefix)
+    return options, work, options.state_dir or os.path.join(work, "bed")
