@@ -1,8 +1,8 @@
 """playbooks/site.yml end to end on N >= 5 Dom0 / compute VM pairs (forks = N), then a node unreachable.
 
-Run 1, from a fresh bed: per pair, what test_site.py proves for one (the pack applied on the host, Dom0 routing the
-management and storage networks via its compute VM, packets from Dom0 reaching the controller through that compute
-VM, the noVNC port reaching xapi, nova on XenAPI), and TestVM in Glance in XenServer format.
+Run 1, from a fresh bed: per pair, the host read as its scenario describes it, the pack applied on the host, Dom0
+routing the management and storage networks via its compute VM, packets from Dom0 reaching the controller through
+that compute VM, the noVNC port reaching xapi, nova on XenAPI; and TestVM in Glance in XenServer format.
 Run 2, the same with one compute VM unreachable (its SSH port closed): that host alone fails, the others finish.
 Run 3, again on that host once it answers: it converges.
 """
