@@ -625,6 +625,10 @@ def build(args):
     signer = Signer(args.gpg_home, args.key, args.source_date_epoch) if args.key and not legacy else None
     output = output_path(args, version)
     os.makedirs(os.path.dirname(output), exist_ok=True)
+    inputs = build_inputs(args, version, digest, update_uuid, signer)
+    previous = previous_build(output, inputs)
+    if previous is not None:
+        return previous
     work = tempfile.mkdtemp(prefix="xso-pack-", dir=args.work_dir)
     try:
         isoroot = os.path.join(work, "iso")
@@ -663,8 +667,44 @@ def build(args):
         result["legacy_key"] = "%s:%s" % (LEGACY_ORIGINATOR, args.label)
     else:
         result["uuid"] = update_uuid
+    write(stamp_path(output), json.dumps(dict(inputs=inputs, result=dict(result, changed=False)), sort_keys=True))
     if args.keep_work_dir:
         result["work_dir"] = work
+    return result
+
+
+# --- the record of the last build: an unchanged build is not made again ------------------------------------------
+
+
+def stamp_path(output):
+    return output + ".build.json"
+
+
+def build_inputs(args, version, digest, update_uuid, signer):
+    """Everything the ISO is made of: the options, the files' digest, the signing key and time, this tool itself."""
+    options = dict((key, value) for key, value in vars(args).items() if key not in ("keep_work_dir", "work_dir"))
+    return dict(
+        options=options,
+        version=version,
+        digest=digest,
+        uuid=update_uuid,
+        key=[signer.fingerprint, signer.time] if signer else None,
+        tool=hashlib.sha256(_read(os.path.abspath(__file__))).hexdigest(),
+    )
+
+
+def previous_build(output, inputs):
+    """The result of the last build when it had the same inputs and its ISO (and public key) are still there."""
+    try:
+        with open(stamp_path(output)) as handle:
+            stamp = json.load(handle)
+        result = stamp["result"]
+        if stamp["inputs"] != inputs or sha256_file(output) != result["sha256"]:
+            return None
+        if result.get("public_key") and not os.path.isfile(result["public_key"]):
+            return None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
     return result
 
 

@@ -20,6 +20,8 @@ description:
   - C(xenstore) - the MAC in the VM's xenstore key C(vm-data/himn_mac) (needs xe-guest-utilities).
   - C(address) - an interface holding an IPv4 address whose network contains O(dom0_address).
   - When XAPI answers and the VM has no VIF on the HIMN, the module fails with the fix instead of guessing.
+  - Also returns the VM's interfaces and the IPv4 networks on them, which the role xenserver.openstack.himn_network
+    forwards and routes, so that it needs no fact gathering.
 extends_documentation_fragment:
   - xenserver.openstack.xenapi
   - xenserver.openstack.attributes.info_module
@@ -79,6 +81,19 @@ found_by:
   returned: success
   type: str
   sample: xenapi
+interfaces:
+  description: Every network interface of this VM (so that a play can check names without gathering facts).
+  returned: success
+  type: list
+  elements: str
+  sample: [br-mgmt, br-storage, eth0, eth1, eth2, lo]
+networks:
+  description:
+    - The IPv4 networks of this VM's interfaces that have an address, by interface, in the order C(ip) lists the
+      addresses (the primary address first).
+  returned: success
+  type: dict
+  sample: {"br-mgmt": ["192.168.0.0/24"], "eth2": ["169.254.0.0/16"], "lo": ["127.0.0.0/8"]}
 xapi_unreachable:
   description: Why XenAPI was not used, when it was not.
   returned: when XenAPI could not be used
@@ -112,6 +127,11 @@ def local_macs(sys_net=SYS_NET):
         except OSError:
             continue
     return macs
+
+
+def local_interfaces(sys_net=SYS_NET):
+    """Return the names of this machine's network interfaces."""
+    return sorted(os.listdir(sys_net))
 
 
 def parse_addresses(ip_output):
@@ -194,7 +214,11 @@ class HimnInfoModule(XenAPIModule):
             address=str(address.ip) if address else "",
             prefix=address.network.prefixlen if address else 0,
             found_by=found_by,
+            interfaces=local_interfaces(),
+            networks={},
         )
+        for name, address in self.addresses:
+            result["networks"].setdefault(name, []).append(str(address.network))
         if self.xapi_unreachable:
             result["xapi_unreachable"] = self.xapi_unreachable
         return result

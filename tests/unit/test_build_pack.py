@@ -257,3 +257,27 @@ def test_installed_collection_takes_its_version_from_manifest_json(tmp_path):
     proc = run_build("--source", str(installed), "--output", str(tmp_path / "out"))
     assert proc.returncode == 1 and "MANIFEST.json" in proc.stderr and "give --version" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_an_unchanged_build_is_not_made_again(key, tmp_path):
+    """The record next to the ISO (<iso>.build.json) gives the last result back while nothing the ISO is made of
+    changed; a change of the files, of an option, or to the ISO itself builds again."""
+    source = tmp_path / "source"
+    shutil.copytree(os.path.join(ROOT, "dom0"), source / "dom0")
+    shutil.copy(os.path.join(ROOT, "galaxy.yml"), source)
+    out = str(tmp_path / "out")
+    first = signed(key, "--source", str(source), "--output", out)
+    made = os.stat(first["iso"]).st_mtime_ns
+    again = signed(key, "--source", str(source), "--output", out)
+    assert again == dict(first, changed=False) and os.stat(first["iso"]).st_mtime_ns == made
+    with open(source / "dom0" / PLUGIN.lstrip("/"), "a") as handle:
+        handle.write("# changed\n")
+    changed = signed(key, "--source", str(source), "--output", out)
+    assert changed["changed"] is True and changed["uuid"] != first["uuid"]
+    later = signed(key, "--source", str(source), "--output", out, "--source-date-epoch", "1767225600")
+    assert later["changed"] is True and later["sha256"] != changed["sha256"]
+    with open(later["iso"], "r+b") as handle:  # past the ISO's system area, which is zeros
+        handle.seek(later["size"] - 2048)
+        handle.write(b"damaged")
+    repaired = signed(key, "--source", str(source), "--output", out, "--source-date-epoch", "1767225600")
+    assert repaired["changed"] is True and repaired["sha256"] == later["sha256"]

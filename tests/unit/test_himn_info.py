@@ -13,6 +13,7 @@ def machine(monkeypatch):
     """This machine's interfaces as the module sees them: MACs from /sys, addresses from `ip -4 -o addr`."""
     seen = dict(macs={}, addresses=[])
     monkeypatch.setattr(himn_info, "local_macs", lambda: dict(seen["macs"]))
+    monkeypatch.setattr(himn_info, "local_interfaces", lambda: sorted(set(seen["macs"].values())))
     monkeypatch.setattr(
         himn_info,
         "parse_addresses",
@@ -35,7 +36,7 @@ def himn_mac(scenario):
 def test_xenapi_finds_the_interface_by_the_himn_vif_mac(xapi_sim, run_module, machine):
     sim = xapi_sim("xcpng-8.3")
     machine["macs"] = {"02:00:00:00:00:01": "eth0", himn_mac(sim.scenario): "eth2"}
-    machine["addresses"] = [("eth2", HIMN_ADDRESS)]
+    machine["addresses"] = [("eth2", HIMN_ADDRESS), ("eth0", "192.168.0.4/24"), ("eth0", "10.1.0.9/16")]
     result = run_module(himn_info, dict(creds(sim), vm_uuid=sim.scenario["vms"]["compute"]["uuid"]))
     assert (result["found_by"], result["interface"], result["address"], result["prefix"]) == (
         "xenapi",
@@ -43,6 +44,8 @@ def test_xenapi_finds_the_interface_by_the_himn_vif_mac(xapi_sim, run_module, ma
         "169.254.0.2",
         16,
     )
+    assert result["interfaces"] == ["eth0", "eth2"]
+    assert result["networks"] == {"eth2": ["169.254.0.0/16"], "eth0": ["192.168.0.0/24", "10.1.0.0/16"]}
 
 
 def test_a_vm_without_himn_vif_fails_with_the_fix(xapi_sim, run_module, machine):
