@@ -637,6 +637,8 @@ def inventory(state: State, pairs: list[Pair], scenarios: dict[int, dict]) -> di
         "all": {
             "vars": {
                 "ansible_connection": "netns",
+                # One command per module run, as with SSH and pipelining (the recommended setting on real nodes).
+                "ansible_pipelining": True,
                 "ansible_python_interpreter": state.data["python"],
                 "bed_mgmt_cidr": NETWORKS["mgmt"][0] + ".0/24",
                 "bed_storage_cidr": NETWORKS["storage"][0] + ".0/24",
