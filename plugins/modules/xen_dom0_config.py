@@ -17,7 +17,9 @@ description:
     changed anything. It refuses any file outside its fixed directories and any service not in its list; the module
     fails with the plugin's message as is.
   - The operations run in this order - O(files), O(unblacklist_modules), O(firewall), O(conntrackd),
-    O(console_log_rotation), O(restart_services) - each only when its option is set.
+    O(console_log_rotation), O(restart_services) - each only when its option is set. They go to Dom0 in one call of
+    the plugin (its C(batch) function: one Python start in Dom0 per module run). A refused or failed operation stops
+    the run; the message names it and the operations done before it.
 extends_documentation_fragment:
   - xenserver.openstack.xenapi
   - xenserver.openstack.attributes
@@ -310,12 +312,27 @@ class XenDom0ConfigModule(XenAPIModule):
             operations={},
             not_run={},
         )
-        self.diffs = []
-        self.host_ref = host_ref
+        # Each operation is planned as plugin calls; all of them go to Dom0 in one call of the plugin's batch
+        # function (xapi starts a Python process per plugin call), then each operation reports its answers.
+        planned = []
         for name in OPERATIONS:
             if self.params[name]:
-                getattr(self, "_" + name)(self.params[name], software)
-        self.result["diff"] = self.diffs
+                calls = getattr(self, "_" + name)(self.params[name], software)
+                planned.extend((name, function, params) for function, params in calls)
+        answers = []
+        if planned:
+            calls = [dict(function=function, params=params) for _name, function, params in planned]
+            answers = call_dom0_plugin(self.xapi, host_ref, "batch", dict(calls=calls, check=self.check_mode))
+            answers = answers["results"]
+        diffs = []
+        for (name, _function, _params), answer in zip(planned, answers):
+            self.result["changed"] = self.result["changed"] or bool(answer.get("changed"))
+            if name in ("files", "restart_services"):
+                self.result["operations"].setdefault(name, []).append(answer)
+            else:
+                self.result["operations"][name] = answer
+            diffs.extend(self._diffs(name, answer))
+        self.result["diff"] = diffs
         return self.result
 
     def _host(self):
@@ -326,36 +343,38 @@ class XenDom0ConfigModule(XenAPIModule):
             raise XenAPIModuleError("VM %s is not running on any host: start it first." % vm["name_label"])
         return vm["resident_on"]
 
-    def _call(self, operation, function, params):
-        answer = call_dom0_plugin(self.xapi, self.host_ref, function, dict(params, check=self.check_mode))
-        self.result["operations"][operation] = answer
-        self.result["changed"] = self.result["changed"] or bool(answer.get("changed"))
-        return answer
+    @staticmethod
+    def _diffs(name, answer):
+        """The diffs of one plugin answer: a file's or a chain's text before and after, when it changes."""
+        if name == "unblacklist_modules":
+            return [
+                text_diff("Dom0 " + path, change["before"], change["after"])
+                for path, change in sorted(answer["files"].items())
+            ]
+        if name == "restart_services" or answer.get("before") == answer.get("after"):
+            return []
+        if name == "firewall":
+            return [text_diff("Dom0 iptables chain " + answer["chain"], answer["before"], answer["after"])]
+        return [text_diff("Dom0 " + answer["path"], answer["before"], answer["after"])]
 
-    def _files(self, files, _software):
-        answers = []
-        for item in files:
-            answer = call_dom0_plugin(self.xapi, self.host_ref, "file_ensure", dict(item, check=self.check_mode))
-            answers.append(answer)
-            self.result["changed"] = self.result["changed"] or answer["changed"]
-            if answer["changed"]:
-                self.diffs.append(text_diff("Dom0 " + answer["path"], answer["before"], answer["after"]))
-        self.result["operations"]["files"] = answers
+    # Each operation returns its plugin calls: [(function, params)].
 
-    def _unblacklist_modules(self, modules, _software):
-        answer = self._call("unblacklist_modules", "modprobe_unblacklist", dict(modules=modules))
-        for path, change in sorted(answer["files"].items()):
-            self.diffs.append(text_diff("Dom0 " + path, change["before"], change["after"]))
+    @staticmethod
+    def _files(files, _software):
+        return [("file_ensure", item) for item in files]
 
-    def _firewall(self, firewall, _software):
+    @staticmethod
+    def _unblacklist_modules(modules, _software):
+        return [("modprobe_unblacklist", dict(modules=modules))]
+
+    @staticmethod
+    def _firewall(firewall, _software):
         params = dict(state=firewall["state"])
         if firewall["state"] == "present":
             if not firewall["ports"]:
                 raise XenAPIModuleError("firewall.ports must name at least one port when firewall.state is present.")
             params["rules"] = firewall["ports"]
-        answer = self._call("firewall", "iptables_chain", params)
-        if answer["changed"]:
-            self.diffs.append(text_diff("Dom0 iptables chain " + answer["chain"], answer["before"], answer["after"]))
+        return [("iptables_chain", params)]
 
     def _conntrackd(self, conntrackd, software):
         platform = software.get("platform_version", "")
@@ -365,29 +384,18 @@ class XenDom0ConfigModule(XenAPIModule):
                 software.get("product_version", ""),
                 platform or "unknown",
             )
-            return
-        answer = self._call(
-            "conntrackd",
-            "conntrackd_config",
-            dict(content=conntrackd["config"], logrotate=conntrackd["logrotate"], restart=conntrackd["restart"]),
-        )
-        if answer["before"] != answer["after"]:
-            self.diffs.append(text_diff("Dom0 " + answer["path"], answer["before"], answer["after"]))
+            return []
+        params = dict(content=conntrackd["config"], logrotate=conntrackd["logrotate"], restart=conntrackd["restart"])
+        return [("conntrackd_config", params)]
 
-    def _console_log_rotation(self, job, _software):
+    @staticmethod
+    def _console_log_rotation(job, _software):
         options = dict((key, job[key]) for key in ("max_size", "keep_size", "grace_minutes"))
-        params = dict(job="console-logs", schedule=job["schedule"], options=options, state=job["state"])
-        answer = self._call("console_log_rotation", "cron_job", params)
-        if answer["changed"]:
-            self.diffs.append(text_diff("Dom0 " + answer["path"], answer["before"], answer["after"]))
+        return [("cron_job", dict(job="console-logs", schedule=job["schedule"], options=options, state=job["state"]))]
 
-    def _restart_services(self, services, _software):
-        answers = [
-            call_dom0_plugin(self.xapi, self.host_ref, "service_restart", dict(service=name, check=self.check_mode))
-            for name in services
-        ]
-        self.result["operations"]["restart_services"] = answers
-        self.result["changed"] = self.result["changed"] or any(answer["changed"] for answer in answers)
+    @staticmethod
+    def _restart_services(services, _software):
+        return [("service_restart", dict(service=name)) for name in services]
 
 
 def main():

@@ -208,6 +208,69 @@ def test_cron_entry_is_a_file_of_its_own_scheduled_once_and_other_entries_surviv
     assert sorted(os.listdir(dom0.file("etc/cron.d"))) == sorted(others)
 
 
+# --- batch: several functions in one call --------------------------------------------------------------
+
+
+@PYTHONS
+def test_batch_runs_the_calls_in_order_with_one_check_flag_and_reports_each(dom0, python):
+    job = {"job": "console-logs", "options": {"max_size": 65536}}
+    logrotate = {"path": "/etc/logrotate.d/neutron-dom0", "content": "/var/log/n.log {\n\tdaily\n}\n"}
+    calls = [
+        {"function": "cron_job", "params": job},
+        {"function": "file_ensure", "params": logrotate},
+        {"function": "service_restart", "params": {"service": "conntrackd"}},
+    ]
+    checked = dom0.ok("batch", {"calls": calls, "check": True}, python)
+    assert checked["changed"] is True
+    assert [result["changed"] for result in checked["results"]] == [True, True, True]
+    assert checked["results"][2]["restarted"] is False
+    assert not dom0.file("etc/cron.d/xenserver-openstack-console-logs").exists()
+    assert not dom0.file("etc/logrotate.d/neutron-dom0").exists() and dom0.logged("service") == []
+
+    done = dom0.ok("batch", {"calls": calls}, python)
+    assert [result.get("path") for result in done["results"]] == [
+        "/etc/cron.d/xenserver-openstack-console-logs",
+        "/etc/logrotate.d/neutron-dom0",
+        None,
+    ]
+    assert dom0.file("etc/logrotate.d/neutron-dom0").read_text() == logrotate["content"]
+    assert dom0.logged("service") == ["conntrackd restart"]
+    again = dom0.ok("batch", {"calls": calls[:2]}, python)
+    assert again == {"changed": False, "results": again["results"]}
+    assert [result["changed"] for result in again["results"]] == [False, False]
+
+
+@PYTHONS
+def test_batch_refuses_what_it_does_not_run_and_stops_at_a_refused_call(dom0, python):
+    before = dom0.listing()
+    for params, message in [
+        ({"calls": []}, "calls must be a non-empty list"),
+        ({"calls": [{"function": "route_ensure", "params": {}}]}, "calls[0].function 'route_ensure' is not one of"),
+        ({"calls": [{"function": "batch", "params": {}}]}, "calls[0].function 'batch' is not one of"),
+        ({"calls": [{"function": "cron_job", "args": {}}]}, "calls[0] must be an object with function and params"),
+        (
+            {"calls": [{"function": "service_restart", "params": {"service": "conntrackd", "check": True}}]},
+            "calls[0].params must be an object without check",
+        ),
+    ]:
+        assert message in dom0.refused("batch", params, python), params
+    assert dom0.listing() == before
+    logrotate = {"path": "/etc/logrotate.d/neutron-dom0", "content": "x\n"}
+    calls = [
+        {"function": "file_ensure", "params": logrotate},
+        {"function": "cron_job", "params": {"job": "console-logs", "schedule": "* * *"}},
+        {"function": "service_restart", "params": {"service": "conntrackd"}},
+    ]
+    message = dom0.refused("batch", {"calls": calls}, python)
+    assert (
+        message
+        == "cron_job: schedule '* * *' is not five cron fields of digits and '*/,-' (done before it: file_ensure)"
+    )
+    # The call before the refused one is complete, the ones after it did not run.
+    assert dom0.file("etc/logrotate.d/neutron-dom0").read_text() == "x\n"
+    assert dom0.logged("service") == []
+
+
 # --- services, modprobe, conntrackd -------------------------------------------------------------------
 
 

@@ -248,3 +248,47 @@ def test_without_the_plugin_the_module_says_to_install_it(dom0, run_module):
     assert (
         result["failed"] and "Install the Dom0 plugins first (role xenserver.openstack.dom0_suppack)" in result["msg"]
     )
+
+
+def test_all_operations_are_one_plugin_call_and_report_in_order(dom0, run_module):
+    sim, root, log = dom0()
+    conf = root / "etc" / "conntrackd" / "conntrackd.conf"
+    conf.parent.mkdir(parents=True)
+    conf.write_text("# original\n")
+    (root / "etc" / "modprobe.d").mkdir(parents=True)
+    (root / "etc" / "modprobe.d" / "blacklist-bridge.conf").write_text("blacklist bridge\n")
+    files = [dict(path="/etc/logrotate.d/openvswitch-extra", content="/var/log/x.log {\n}\n")]
+    options = dict(
+        files=files,
+        unblacklist_modules=["bridge"],
+        conntrackd=dict(config=CONNTRACKD),
+        console_log_rotation=dict(),
+        restart_services=["conntrackd"],
+    )
+    sim.reset_counts()
+    result = run_module(xen_dom0_config, args_for(sim, **options))
+    assert result["changed"] is True, result
+    assert sim.counts()["host.call_plugin"] == 1
+    assert sorted(result["operations"]) == [
+        "conntrackd",
+        "console_log_rotation",
+        "files",
+        "restart_services",
+        "unblacklist_modules",
+    ]
+    assert [answer["changed"] for answer in result["operations"]["files"]] == [True]
+    assert result["operations"]["restart_services"] == [{"changed": True, "service": "conntrackd", "restarted": True}]
+    # conntrackd restarted for its new configuration, then by restart_services (which runs last).
+    assert restarts(log) == ["conntrackd restart"] * 2
+    assert [diff["after_header"] for diff in result["diff"]] == [
+        "Dom0 /etc/logrotate.d/openvswitch-extra",
+        "Dom0 /etc/modprobe.d/blacklist-bridge.conf",
+        "Dom0 /etc/conntrackd/conntrackd.conf",
+        "Dom0 /" + CRON,
+    ]
+
+    sim.reset_counts()
+    del options["restart_services"]
+    again = run_module(xen_dom0_config, args_for(sim, **options))
+    assert again["changed"] is False and again["diff"] == [], again
+    assert sim.counts()["host.call_plugin"] == 1
