@@ -136,6 +136,17 @@ def seconds_of(task):
     return (end - start).total_seconds()
 
 
+def excess(report, noop_report):
+    """[(re-run seconds, mirror seconds, task name)] of each task, the largest excess over its mirror first."""
+    mirrored = {task["task"]["name"]: seconds_of(task) for play in noop_report["plays"] for task in play["tasks"]}
+    pairs = []
+    for number, play in enumerate(report["plays"], 1):
+        for index, task in enumerate(play["tasks"], 1):
+            mirror_s = mirrored.get("No-op %d.%d" % (number, index), 0.0)
+            pairs.append((seconds_of(task), mirror_s, task["task"]["name"]))
+    return sorted(pairs, key=lambda item: item[0] - item[1], reverse=True)
+
+
 def main():
     options, work, state_dir = bed_benchmark_options(
         __doc__, "measurements of each play; medians are compared", "noop-rerun-"
@@ -155,7 +166,8 @@ def main():
             seconds, report = timed_playbook(bed, SITE, *extra)
             rerun_times.append(seconds)
             changed = max(changed, sum(stats["changed"] for stats in report["stats"].values()))
-            noop_times.append(timed_playbook(bed, noop, *extra)[0])
+            seconds, noop_report = timed_playbook(bed, noop, *extra)
+            noop_times.append(seconds)
             debug_times.append(timed_playbook(bed, debug, *extra)[0])
         total = sum(len(play["tasks"]) for play in plays)
         module_runs = sum(
@@ -167,10 +179,9 @@ def main():
         )
         print("hosts: %s" % ", ".join("%s (%d tasks executed)" % item for item in sorted(executed.items())))
         print("tasks in the re-run: %d, module runs on hosts: %d" % (total, module_runs))
-        print("slowest tasks of the last re-run:")
-        slowest = sorted((task for play in report["plays"] for task in play["tasks"]), key=seconds_of, reverse=True)
-        for task in slowest[:5]:
-            print("  %6.2f s  %s" % (seconds_of(task), task["task"]["name"]))
+        print("tasks of the last re-run that took longest beyond their no-op mirror (re-run, mirror, excess):")
+        for rerun_s, mirror_s, name in excess(report, noop_report)[:8]:
+            print("  %6.2f s %6.2f s %+6.2f s  %s" % (rerun_s, mirror_s, rerun_s - mirror_s, name))
         if changed:
             print("WARNING: the re-run changed %d things: site.yml is not idempotent on this bed" % changed)
         rerun, mirrored, plain = (statistics.median(t) for t in (rerun_times, noop_times, debug_times))

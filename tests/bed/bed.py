@@ -273,26 +273,7 @@ def host_scenarios(path: str, pairs: list[Pair]) -> dict[int, dict]:
 # A XenServer Dom0's own files (under its /etc entries): cron entries of its own, the bridge module blacklisted
 # (Open vSwitch is the network backend), conntrack-tools' configuration, and its firewall, which `up` also loads
 # into the Dom0 namespace as Dom0's iptables service does at boot.
-DOM0_FIREWALL = """\
-# Firewall configuration written by system-config-firewall
-# Manual customization of this file is not recommended.
-*filter
-:INPUT ACCEPT [0:0]
-:FORWARD ACCEPT [0:0]
-:OUTPUT ACCEPT [0:0]
-:RH-Firewall-1-INPUT - [0:0]
--A INPUT -j RH-Firewall-1-INPUT
--A FORWARD -j RH-Firewall-1-INPUT
--A RH-Firewall-1-INPUT -i lo -j ACCEPT
--A RH-Firewall-1-INPUT -p icmp -j ACCEPT
--A RH-Firewall-1-INPUT -i xenapi -p udp -m udp --dport 67 -j ACCEPT
--A RH-Firewall-1-INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
--A RH-Firewall-1-INPUT -p tcp -m conntrack --ctstate NEW -m tcp --dport 22 -j ACCEPT
--A RH-Firewall-1-INPUT -p tcp -m conntrack --ctstate NEW -m tcp --dport 80 -j ACCEPT
--A RH-Firewall-1-INPUT -p tcp -m conntrack --ctstate NEW -m tcp --dport 443 -j ACCEPT
--A RH-Firewall-1-INPUT -j REJECT --reject-with icmp-host-prohibited
-COMMIT
-"""
+DOM0_FIREWALL = (REPO / "tests" / "bed" / "dom0-firewall.iptables").read_text()
 DOM0_FILES = {
     "cron.d/0hourly": "SHELL=/bin/bash\nMAILTO=root\n01 * * * * root run-parts /etc/cron.hourly\n",
     "cron.d/sysstat": "# system activity accounting\n*/10 * * * * root /usr/lib64/sa/sa1 1 1\n",

@@ -412,20 +412,9 @@ def test_console_log_job_deletes_nothing_when_it_cannot_list_domains(dom0, tmp_p
 
 # --- the iptables chain, in a network namespace ------------------------------------------------------------
 
-STOCK_RULES = """# Firewall configuration written by system-config-firewall
-*filter
-:INPUT ACCEPT [0:0]
-:FORWARD ACCEPT [0:0]
-:OUTPUT ACCEPT [0:0]
-:RH-Firewall-1-INPUT - [0:0]
--A INPUT -j RH-Firewall-1-INPUT
--A FORWARD -j RH-Firewall-1-INPUT
--A RH-Firewall-1-INPUT -i lo -j ACCEPT
--A RH-Firewall-1-INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
--A RH-Firewall-1-INPUT -p tcp -m conntrack --ctstate NEW -m tcp --dport 443 -j ACCEPT
--A RH-Firewall-1-INPUT -j REJECT --reject-with icmp-host-prohibited
-COMMIT
-"""
+# Dom0's stock firewall (RH-Firewall-1-INPUT ending in REJECT), as the bed seeds it.
+with open(os.path.join(TESTS, "bed", "dom0-firewall.iptables")) as _rules:
+    STOCK_RULES = _rules.read()
 
 
 def load_plugin():
