@@ -19,7 +19,6 @@ figures follow the roles as they land in it. Arguments after ``--`` go to every 
 """
 
 import os
-import shutil
 import statistics
 import sys
 import time
@@ -30,7 +29,7 @@ os.environ.setdefault("XS_BED_PREFIX", "xsb-")
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 
 import yaml  # noqa: E402
-from bedlib import Bed, bed_benchmark_options, failures, machine  # noqa: E402
+from bedlib import Bed, bed_benchmark_options, end_benchmark_bed, failures, machine  # noqa: E402
 
 SITE = os.path.join(ROOT, "playbooks", "site.yml")
 # Actions that run on the controller only: no module goes to the host.
@@ -191,11 +190,7 @@ def main():
         print("re-run / debug-only play: %.2f" % (rerun / plain))
         print("ratio: %.2f" % (rerun / mirrored))
     finally:
-        if options.keep_bed:
-            print("bed kept: %s (down: python tests/bed/bed.py down --state-dir %s)" % (state_dir, state_dir))
-        else:
-            bed.down()
-            shutil.rmtree(work, ignore_errors=True)
+        end_benchmark_bed(bed, options, work)
 
 
 if __name__ == "__main__":

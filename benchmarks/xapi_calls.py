@@ -9,7 +9,8 @@ reads them back (``GET /_sim/counts``, from inside the Dom0 namespace):
 - playbooks/site.yml on the fresh bed, then again (converged): the calls of the whole flow, per host;
 - one ad-hoc ``ansible`` run of each XenAPI module on compute-1 of the converged bed: xen_host_info, himn_info,
   xen_route (converged, then a removal and an addition that change Dom0), and xen_suppack with the pack ISO that
-  site.yml copied to the compute VM (already applied: a converged run);
+  site.yml copied to the compute VM (already applied: a converged run), and xen_dom0_config with three of the
+  misc_patches Dom0 parts as site.yml left them (converged);
 - in this process, against a ``Simulator`` on loopback (no bed needed): xen_suppack applying a freshly built pack
   (upload, introduce, precheck, apply, clean up), and xen_host_info on a XenServer 6.5 host (hotfixes).
 
@@ -32,7 +33,7 @@ os.environ.setdefault("XS_BED_PREFIX", "xsb-")
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
-from bedlib import Bed, ansible_env, bed_benchmark_options, failures, ns  # noqa: E402
+from bedlib import Bed, ansible_env, bed_benchmark_options, end_benchmark_bed, failures, ns  # noqa: E402
 from xapisim.pytest_plugin import scenario_path  # noqa: E402
 from xapisim.server import Simulator  # noqa: E402
 
@@ -41,6 +42,12 @@ SIM = "http://169.254.0.1"
 PASSWORD = "{{ xenserver_password }}"
 VM_UUID = "{{ xenserver_vm_uuid }}"
 ROUTES = ["{{ bed_mgmt_cidr }}", "{{ bed_storage_cidr }}"]
+# Three of the four Dom0 housekeeping parts of misc_patches, with the role's defaults (in place after site.yml).
+DOM0_CONFIG = {
+    "console_log_rotation": {},
+    "firewall": {"ports": [{"protocol": "tcp", "port": 6640}, {"protocol": "udp", "port": 4789}]},
+    "unblacklist_modules": ["bridge"],
+}
 MODULE_RUN = """
 import json, sys
 from ansible.module_utils.testing import patch_module_args
@@ -223,6 +230,7 @@ def main():
             ("xen_route", {"password": PASSWORD, "vm_uuid": VM_UUID, "networks": ROUTES}),
             ("xen_route", {"password": PASSWORD, "vm_uuid": VM_UUID, "networks": ROUTES, "state": "absent"}),
             ("xen_route", {"password": PASSWORD, "vm_uuid": VM_UUID, "networks": ROUTES}),
+            ("xen_dom0_config", dict(DOM0_CONFIG, password=PASSWORD, vm_uuid=VM_UUID)),
         ]
         if suppack:
             cases.append(("xen_suppack", dict(suppack, password=PASSWORD)))
@@ -252,11 +260,7 @@ def main():
     finally:
         if os.path.isdir(os.path.join(work, "gpg")):
             subprocess.run(["gpgconf", "--homedir", os.path.join(work, "gpg"), "--kill", "gpg-agent"], check=False)
-        if options.keep_bed:
-            print("bed kept: %s (down: python tests/bed/bed.py down --state-dir %s)" % (state_dir, state_dir))
-        else:
-            bed.down()
-            shutil.rmtree(work, ignore_errors=True)
+        end_benchmark_bed(bed, options, work)
 
 
 if __name__ == "__main__":

@@ -19,27 +19,16 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.xenserver.openstack.plugins.module_utils import _preflight
 
 
-def preflight_problems(
-    host_info,
-    *,
-    options=None,
-    password_given=True,
-    platforms=(),
-    hotfix_table=(),
-    sr_types=("ext", "nfs"),
-    check_himn=True,
-):
-    """Return every problem of the inventory choices and of the host (a list of C({check, message}))."""
+def preflight_problems(host_info, **options):
+    """Return every problem of the inventory choices and of the host (a list of C({check, message})).
+
+    The options are those of module_utils._preflight.preflight_problems (options, password_given, platforms,
+    hotfix_table, sr_types, check_himn).
+    """
+    for key in ("platforms", "hotfix_table"):
+        options[key] = options.get(key) or []
     try:
-        return _preflight.preflight_problems(
-            host_info or {},
-            options=options,
-            password_given=password_given,
-            platforms=platforms or [],
-            hotfix_table=hotfix_table or [],
-            sr_types=sr_types,
-            check_himn=check_himn,
-        )
+        return _preflight.preflight_problems(host_info or {}, **options)
     except (KeyError, TypeError, AttributeError) as error:
         raise AnsibleFilterError(
             "preflight_problems: malformed input (misc_patches_supported_platforms, misc_patches_required_hotfixes "

@@ -3,6 +3,7 @@
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -173,3 +174,12 @@ def bed_benchmark_options(doc, runs_help, prefix):
     options = parser.parse_args()
     work = tempfile.mkdtemp(prefix=prefix)
     return options, work, options.state_dir or os.path.join(work, "bed")
+
+
+def end_benchmark_bed(bed, options, work):
+    """Take a benchmark's bed down and remove its scratch directory, or say where it is with --keep-bed."""
+    if options.keep_bed:
+        print("bed kept: %s (down: python tests/bed/bed.py down --state-dir %s)" % (bed.state_dir, bed.state_dir))
+    else:
+        bed.down()
+        shutil.rmtree(work, ignore_errors=True)
