@@ -135,6 +135,22 @@ def seconds_of(task):
     return (end - start).total_seconds()
 
 
+def split_times(report):
+    """Seconds spent in a report's tasks: those that ran a module on a host, controller-only ones, skipped ones."""
+    kinds = {"module": 0.0, "controller": 0.0, "skipped": 0.0}
+    for play in report["plays"]:
+        for task in play["tasks"]:
+            results = list(task["hosts"].values())
+            if all(result.get("skipped") for result in results):
+                kind = "skipped"
+            elif all(short_action(result.get("action")) in CONTROLLER_ONLY for result in results):
+                kind = "controller"
+            else:
+                kind = "module"
+            kinds[kind] += seconds_of(task)
+    return kinds
+
+
 def excess(report, noop_report):
     """[(re-run seconds, mirror seconds, task name)] of each task, the largest excess over its mirror first."""
     mirrored = {task["task"]["name"]: seconds_of(task) for play in noop_report["plays"] for task in play["tasks"]}
@@ -178,6 +194,11 @@ def main():
         )
         print("hosts: %s" % ", ".join("%s (%d tasks executed)" % item for item in sorted(executed.items())))
         print("tasks in the re-run: %d, module runs on hosts: %d" % (total, module_runs))
+        for label, kinds in (("re-run", split_times(report)), ("mirror", split_times(noop_report))):
+            print(
+                "%s: %.2f s in tasks that ran a module on a host, %.2f s in controller-only tasks, %.2f s in skipped"
+                " tasks" % (label, kinds["module"], kinds["controller"], kinds["skipped"])
+            )
         print("tasks of the last re-run that took longest beyond their no-op mirror (re-run, mirror, excess):")
         for rerun_s, mirror_s, name in excess(report, noop_report)[:8]:
             print("  %6.2f s %6.2f s %+6.2f s  %s" % (rerun_s, mirror_s, rerun_s - mirror_s, name))
