@@ -21,7 +21,7 @@ description:
   - C(address) - an interface holding an IPv4 address whose network contains O(dom0_address).
   - When XAPI answers and the VM has no VIF on the HIMN, the module fails with the fix instead of guessing.
   - Also returns the VM's interfaces and the IPv4 networks on them, which the role xenserver.openstack.himn_network
-    forwards and routes, so that it needs no fact gathering.
+    forwards and routes, and how the VM configures its network at boot, so that the role needs no fact gathering.
 extends_documentation_fragment:
   - xenserver.openstack.xenapi
   - xenserver.openstack.attributes.info_module
@@ -94,6 +94,14 @@ networks:
   returned: success
   type: dict
   sample: {"br-mgmt": ["192.168.0.0/24"], "eth2": ["169.254.0.0/16"], "lo": ["127.0.0.0/8"]}
+network_config:
+  description:
+    - How this VM configures its network at boot - C(netplan) when C(/etc/netplan) is a directory, C(ifupdown)
+      otherwise.
+  returned: success
+  type: str
+  choices: [netplan, ifupdown]
+  sample: netplan
 xapi_unreachable:
   description: Why XenAPI was not used, when it was not.
   returned: when XenAPI could not be used
@@ -115,6 +123,7 @@ from ansible_collections.xenserver.openstack.plugins.module_utils._xenapi import
 )
 
 SYS_NET = "/sys/class/net"
+NETPLAN_DIR = "/etc/netplan"
 
 
 def local_macs(sys_net=SYS_NET):
@@ -127,6 +136,11 @@ def local_macs(sys_net=SYS_NET):
         except OSError:
             continue
     return macs
+
+
+def network_config():
+    """Return how this machine configures its network at boot: netplan or ifupdown."""
+    return "netplan" if os.path.isdir(NETPLAN_DIR) else "ifupdown"
 
 
 def local_interfaces(sys_net=SYS_NET):
@@ -216,6 +230,7 @@ class HimnInfoModule(XenAPIModule):
             found_by=found_by,
             interfaces=local_interfaces(),
             networks={},
+            network_config=network_config(),
         )
         for name, address in self.addresses:
             result["networks"].setdefault(name, []).append(str(address.network))
