@@ -304,10 +304,11 @@ class XenDom0ConfigModule(XenAPIModule):
 
     def run(self):
         host_ref = self._host()
-        software = self.xapi.host.get_software_version(host_ref)
+        host = self.xapi.host.get_record(host_ref)
+        software = host["software_version"]
         self.result = dict(
             changed=False,
-            host=self.xapi.host.get_uuid(host_ref),
+            host=host["uuid"],
             platform_version=software.get("platform_version", ""),
             operations={},
             not_run={},

@@ -349,7 +349,9 @@ def novnc_ok(bed, i):
 
 # --- packets ----------------------------------------------------------------------------------------------------
 
-PEER_LISTENER = """
+# A TCP listener: "ready" once it listens; then, for each connection, it sends argv[3] when given, else prints the
+# source address.
+LISTENER = """
 import socket, sys
 server = socket.socket()
 server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -358,7 +360,10 @@ server.listen(16)
 print("ready", flush=True)
 while True:
     connection, peer = server.accept()
-    print(peer[0], flush=True)
+    if len(sys.argv) > 3:
+        connection.sendall(sys.argv[3].encode())
+    else:
+        print(peer[0], flush=True)
     connection.close()
 """
 
@@ -369,7 +374,7 @@ class PeerListener:
     def __init__(self, netns, address, port):
         self.address, self.port = address, port
         self.process = subprocess.Popen(
-            ["ip", "netns", "exec", netns, sys.executable, "-c", PEER_LISTENER, address, str(port)],
+            ["ip", "netns", "exec", netns, sys.executable, "-c", LISTENER, address, str(port)],
             stdout=subprocess.PIPE,
             text=True,
         )

@@ -21,6 +21,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from sitelib import LISTENER
 
 REPO = Path(__file__).resolve().parents[2]
 COLLECTIONS = REPO / ".build" / "collections"
@@ -39,18 +40,6 @@ with patch_module_args(json.loads(sys.argv[1])):
         pass
 """
 
-LISTENER = """
-import socket, sys
-server = socket.socket()
-server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-server.bind((sys.argv[1], int(sys.argv[2])))
-server.listen(8)
-print("ready", flush=True)
-while True:
-    connection, _peer = server.accept()
-    connection.sendall(sys.argv[3].encode())
-    connection.close()
-"""
 
 CONNECT = """
 import socket, sys
