@@ -12,7 +12,9 @@ unless set), runs playbooks/site.yml once to converge it, then measures, ``--run
   set_fact, assert, include_*, argument validation), ``ansible.builtin.debug``; where it was skipped, a skipped
   debug. The two have the same number of tasks, and the same number of module runs on each host.
 
-It also times a play of only ``ansible.builtin.debug`` tasks, one per task the re-run executed (Ansible's own
+It prints the time spent in the tasks that ran a module, in controller-only tasks and in skipped tasks, for the
+re-run and for its mirror, and the tasks of the re-run that took longest beyond their mirrored task. It also times a
+play of only ``ansible.builtin.debug`` tasks, one per task the re-run executed (Ansible's own
 per-task cost, no module run at all), for reference. The ratio printed last is re-run / mirrored no-op play
 (medians); the goal is 1.5 or less. Not a timed test: it prints figures. site.yml runs as it is, so the
 figures follow the roles as they land in it. Arguments after ``--`` go to every ansible-playbook run.
