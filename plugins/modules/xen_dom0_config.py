@@ -18,8 +18,8 @@ description:
     fails with the plugin's message as is.
   - The operations run in this order - O(files), O(unblacklist_modules), O(firewall), O(conntrackd),
     O(console_log_rotation), O(restart_services) - each only when its option is set. They go to Dom0 in one call of
-    the plugin (its C(batch) function: one Python start in Dom0 per module run). A refused or failed operation stops
-    the run; the message names it and the operations done before it.
+    the plugin (its C(batch) function), so Dom0 starts one Python per module run. A refused or failed operation
+    stops the run; the message names it and the operations done before it.
 extends_documentation_fragment:
   - xenserver.openstack.xenapi
   - xenserver.openstack.attributes
