@@ -52,7 +52,7 @@ def main():
     try:
         glance = NsGlance(os.path.join(work, "glance"))
         glance.start()
-        controller = controller_vars(glance, work, {"auth_type": "none", "auth": {"endpoint": glance.endpoint}})
+        controller = controller_vars(glance, work)
         extra = extra_inventory(os.path.join(work, "controller.yml"), primary_controller=controller)
         env = dict(ansible_env(), ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default")
         env.pop("ANSIBLE_NOCOLOR")

@@ -215,8 +215,10 @@ class NsGlance:
         from glancebed.server import GlanceServer
 
         self.directory, self.port, self.pid = str(directory), port, None
-        self.endpoint = "http://127.0.0.1:%d" % port
-        GlanceServer(self.directory, port=port).prepare()
+        server = GlanceServer(self.directory, port=port)
+        server.prepare()
+        # Its endpoint in the controller's namespace, and openstacksdk's cloud for it (no Keystone).
+        self.endpoint, self.cloud = server.endpoint, server.cloud
 
     def start(self):
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [TESTS, os.environ.get("PYTHONPATH")])))
@@ -255,8 +257,12 @@ def qcow2(path, size="1M"):
     return str(path)
 
 
-def controller_vars(glance, work, cloud):
-    """Variables that make the bed's controller the primary controller with the XenServer test image."""
+def controller_vars(glance, work, cloud=None):
+    """Variables that make the bed's controller the primary controller with the XenServer test image.
+
+    ``cloud`` is openstacksdk's cloud for Glance: by default ``glance.cloud`` (no Keystone).
+    """
+    cloud = cloud or glance.cloud
     return {
         "openstack_cloud": cloud,
         "guest_images_cloud": cloud,

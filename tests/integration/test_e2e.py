@@ -52,7 +52,7 @@ def bed(tmp_path_factory):
     try:
         glance = NsGlance(work / "glance")
         glance.start()
-        controller = controller_vars(glance, work, {"auth_type": "none", "auth": {"endpoint": glance.endpoint}})
+        controller = controller_vars(glance, work)
         bed.extra = extra_inventory(work / "controller.yml", primary_controller=controller)
         bed.work, bed.glance = work, glance
         yield bed

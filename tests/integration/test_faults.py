@@ -198,7 +198,7 @@ def flow(tmp_path_factory):
     flow.pids = bed_pids(bed)
     try:
         glance = NsGlance(work / "glance")
-        controller = controller_vars(glance, work, {"auth_type": "none", "auth": {"endpoint": glance.endpoint}})
+        controller = controller_vars(glance, work)
         sims = {i: Simulator(bed, i) for i in range(1, PAIRS + 1)}
 
         # Run 1: the faults the first reads of each host meet.

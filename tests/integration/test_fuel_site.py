@@ -175,7 +175,7 @@ def fuel_inventory(fuel_bed):
     controller = load(os.path.join(directory, "host_vars", "controller-1.yml"))
     # The cloud's Glance has no Keystone on the bed: its endpoint replaces the Keystone connection of Fuel's data
     # (openstack_cloud), which site.yml gives the images role.
-    images = controller_vars(bed.glance, bed.work, {"auth_type": "none", "auth": {"endpoint": bed.glance.endpoint}})
+    images = controller_vars(bed.glance, bed.work)
     del images["guest_images_cloud"]
     controller.update(images)
     dump(os.path.join(directory, "host_vars", "controller-1.yml"), controller)

@@ -66,21 +66,17 @@ def test_network_config_is_netplan_when_etc_netplan_is_a_directory(run_module, m
     machine["macs"] = {"02:00:00:00:00:09": "eth2"}
     machine["addresses"] = [("eth2", HIMN_ADDRESS)]
     monkeypatch.setattr(himn_info, "NETPLAN_DIR", str(tmp_path / "netplan"))
-    assert (
-        run_module(himn_info, dict(url="http://127.0.0.1:9", xenstore_read=str(tmp_path / "absent")))["network_config"]
-        == "ifupdown"
-    )
+
+    def network_config():
+        args = dict(url="http://127.0.0.1:9", xenstore_read=str(tmp_path / "absent"))
+        return run_module(himn_info, args)["network_config"]
+
+    assert network_config() == "ifupdown"
     (tmp_path / "netplan").write_text("not a directory")
-    assert (
-        run_module(himn_info, dict(url="http://127.0.0.1:9", xenstore_read=str(tmp_path / "absent")))["network_config"]
-        == "ifupdown"
-    )
+    assert network_config() == "ifupdown"
     (tmp_path / "netplan").unlink()
     (tmp_path / "netplan").mkdir()
-    assert (
-        run_module(himn_info, dict(url="http://127.0.0.1:9", xenstore_read=str(tmp_path / "absent")))["network_config"]
-        == "netplan"
-    )
+    assert network_config() == "netplan"
 
 
 def test_without_xapi_xenstore_gives_the_mac(run_module, machine, tmp_path):
