@@ -2,7 +2,8 @@
 # Set up everything the demo and the tests need on a fresh Debian/Ubuntu machine:
 # system packages (as root), a virtualenv in .venv, and a collections path in .build/collections
 # holding this collection (symlink) and ansible.posix / community.general taken from the PyPI
-# `ansible` package (Galaxy is not needed). Safe to run again: it only adds what is missing.
+# `ansible` package (Galaxy is not needed); then Glance (setup-glance.sh) and the old ansible-core
+# lines and target Pythons (setup-pythons.sh). Safe to run again: it only adds what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -63,23 +64,12 @@ make_collections_path() {
   [ -d "$COLLECTIONS/ansible_collections/ansible/posix" ] && \
     [ -d "$COLLECTIONS/ansible_collections/community/general" ] && return 0
   log "taking ansible.posix and community.general from the PyPI ansible package"
-  local download
-  download=$(mktemp -d)
-  "$VENV/bin/pip" download -q --no-deps -d "$download" 'ansible>=13,<15' 2> >(grep -v "^WARNING: Location" >&2)
-  "$VENV/bin/python" - "$download"/ansible-*.whl "$COLLECTIONS" <<'PY'
-import sys
-import zipfile
-
-wheel, target = sys.argv[1:3]
-wanted = ("ansible_collections/ansible/posix/", "ansible_collections/community/general/")
-with zipfile.ZipFile(wheel) as archive:
-    archive.extractall(target, [n for n in archive.namelist() if n.startswith(wanted)])
-PY
-  rm -rf "$download"
+  bash scripts/collections-from-ansible.sh "$VENV" 'ansible>=13,<15' "$COLLECTIONS"
 }
 
 install_system_packages
 make_venv
 make_collections_path
 bash scripts/setup-glance.sh
+bash scripts/setup-pythons.sh
 log "ready: source scripts/env.sh to use the tools"

@@ -11,17 +11,22 @@ jumped to exactly once from its built-in chain, and nothing outside them is touc
 Private to the collection: other collections must not import it.
 """
 
-from __future__ import annotations
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
 
 import re
+from collections import OrderedDict
 
 # The module's chains, in the order they are shown: name -> (table, built-in chain that jumps to it).
-CHAINS = {
-    "HIMN-INPUT": ("filter", "INPUT"),
-    "HIMN-FORWARD": ("filter", "FORWARD"),
-    "HIMN-PREROUTING": ("nat", "PREROUTING"),
-    "HIMN-POSTROUTING": ("nat", "POSTROUTING"),
-}
+CHAINS = OrderedDict(
+    (
+        ("HIMN-INPUT", ("filter", "INPUT")),
+        ("HIMN-FORWARD", ("filter", "FORWARD")),
+        ("HIMN-PREROUTING", ("nat", "PREROUTING")),
+        ("HIMN-POSTROUTING", ("nat", "POSTROUTING")),
+    )
+)
 TABLES = ("filter", "nat")
 ESTABLISHED = "-m conntrack --ctstate RELATED,ESTABLISHED"
 INTERFACE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$")
@@ -212,7 +217,7 @@ def show(table_name, rules, jumps):
         lines += ["-A %s %s" % (chain, spec) for spec in rules.get(chain) or []]
     if not lines:
         return ""
-    return "\n".join(["*" + table_name, *lines, "COMMIT"]) + "\n"
+    return "\n".join(["*" + table_name] + lines + ["COMMIT"]) + "\n"
 
 
 def desired_show(desired):
@@ -274,7 +279,7 @@ def plan_live(tables, desired, same=None):
         else:
             lines = _present_lines(name, view, desired, same, plan)
         if lines:
-            script += ["*" + name, *lines, "COMMIT"]
+            script += ["*" + name] + lines + ["COMMIT"]
     plan.after = desired_show(desired)
     plan.script = "\n".join(script) + "\n" if script else ""
     return plan

@@ -17,12 +17,15 @@ apply; neither: conflict), and the patches this role applied are recorded in an 
 ``state: absent`` reverts those, and only those.
 """
 
-from __future__ import annotations
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
 
 import posixpath
 import re
 
 from ansible.module_utils.parsing.convert_bool import boolean
+from ansible_collections.xenserver.openstack.plugins.module_utils._compat import STRING_TYPES
 from ansible_collections.xenserver.openstack.plugins.module_utils._xenapi import missing_himn_vif_message
 
 # --- OpenStack options -------------------------------------------------------------------------------------
@@ -104,7 +107,7 @@ def option_problems(options):
             )
         ]
     problems = []
-    known = ("hypervisor", *FORBIDDEN_OPTIONS, *ALLOWED_OPTIONS)
+    known = ("hypervisor",) + tuple(FORBIDDEN_OPTIONS) + ALLOWED_OPTIONS
     for key in sorted(options, key=str):
         if key not in known:
             problems.append(
@@ -256,7 +259,7 @@ def hotfix_problems(host, hotfixes, updates, table):
     problems = []
     for hotfix in _required_hotfixes(host, table):
         name = hotfix["name"]
-        if any(r["applied"] for n in [name, *hotfix.get("superseded_by", [])] for r in known.get(n, [])):
+        if any(r["applied"] for n in [name] + list(hotfix.get("superseded_by", [])) for r in known.get(n, [])):
             continue
         why = " It is needed because %s." % hotfix["reason"].rstrip(".") if hotfix.get("reason") else ""
         if known.get(name):
@@ -385,7 +388,6 @@ def host_problems(host_info, platforms, hotfix_table, sr_types, check_himn=True)
 
 def preflight_problems(
     host_info,
-    *,
     options=None,
     password_given=True,
     platforms=(),
@@ -424,7 +426,7 @@ def _check_patch(entry, where, site_dir, errors):
         errors.append("%s: strip must be a whole number, not %r" % (where, strip))
         strip = 0
     services = entry.get("services", [])
-    if not isinstance(services, list) or not all(isinstance(s, str) and s for s in services):
+    if not isinstance(services, list) or not all(isinstance(s, STRING_TYPES) and s for s in services):
         errors.append("%s: services must be a list of service names" % where)
         services = []
     try:

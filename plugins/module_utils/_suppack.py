@@ -8,16 +8,25 @@
 Private to the collection: other collections must not import it.
 """
 
-from __future__ import annotations
+from __future__ import absolute_import, division, print_function
 
-import http.client
+__metaclass__ = type
+
 import os
 import re
 import ssl
 import struct
 import xml.etree.ElementTree as ET
-import xmlrpc.client
-from urllib.parse import urlencode, urljoin, urlsplit
+
+from ansible_collections.xenserver.openstack.plugins.module_utils._compat import (
+    OS_ERRORS,
+    STRING_TYPES,
+    http_client,
+    urlencode,
+    urljoin,
+    urlsplit,
+    xmlrpc_client,
+)
 
 SECTOR = 2048
 METADATA_LIMIT = 1 << 20
@@ -43,13 +52,13 @@ class IsoReader:
     """Reads files out of an ISO 9660 image by their Rock Ridge names (falling back on the ISO 9660 names).
 
     Only what a pack needs: the primary volume descriptor, directories, the SUSP C(SP)/C(CE) and Rock Ridge
-    C(NM) entries, and single-extent files.
+    C(NM) entries, and single-extent files. Sectors are read as bytearrays, whose items are ints on Python 2.7 too.
     """
 
     def __init__(self, handle):
         self.handle = handle
         handle.seek(16 * SECTOR)
-        descriptor = handle.read(SECTOR)
+        descriptor = bytearray(handle.read(SECTOR))
         if len(descriptor) < SECTOR or descriptor[1:6] != b"CD001":
             raise PackError("not an ISO 9660 image")
         if descriptor[0] != 1:
@@ -61,24 +70,25 @@ class IsoReader:
 
     def _read_at(self, sector, offset, length):
         self.handle.seek(sector * SECTOR + offset)
-        return self.handle.read(length)
+        return bytearray(self.handle.read(length))
 
     def _system_use(self, area, depth=0):
-        """Yield (signature, data) of the SUSP entries in a System Use area, following continuations."""
-        pos = 0
+        """Return [(signature, data)] of the SUSP entries in a System Use area, following continuations."""
+        entries, pos = [], 0
         while pos + 4 <= len(area):
             signature, length = area[pos : pos + 2], area[pos + 2]
             if length < 4 or pos + length > len(area):
-                return
+                break
             data = area[pos + 4 : pos + length]
             if signature == b"ST":
-                return
+                break
             if signature == b"CE" and len(data) >= 24 and depth < 8:
                 block, offset, size = (struct.unpack_from("<I", data, at)[0] for at in (0, 8, 16))
-                yield from self._system_use(self._read_at(block, offset, min(size, SECTOR)), depth + 1)
+                entries.extend(self._system_use(self._read_at(block, offset, min(size, SECTOR)), depth + 1))
             else:
-                yield signature, data
+                entries.append((signature, data))
             pos += length
+        return entries
 
     def _parse(self, raw, root=False):
         if len(raw) < 34 or raw[0] < 34:
@@ -94,7 +104,7 @@ class IsoReader:
             if iso_name == b"\0" and use[:2] == b"SP" and len(use) >= 7 and use[4:6] == b"\xbe\xef":
                 self.skip = use[6]
             return None
-        name = b""
+        name = bytearray()
         for signature, data in self._system_use(use[self.skip :]):
             if signature == b"NM" and data[:1] and not data[0] & 6:
                 name += data[1:]
@@ -130,7 +140,7 @@ class IsoReader:
             return None
         if node.size > limit:
             raise PackError("%s in the image is larger than %d bytes" % (path, limit))
-        return self._read_at(node.extent, 0, node.size)
+        return bytes(self._read_at(node.extent, 0, node.size))
 
 
 # --- pack metadata ------------------------------------------------------------------------------------------
@@ -140,7 +150,7 @@ def _xml(data, what):
     try:
         return ET.fromstring(data)
     except ET.ParseError as error:
-        raise PackError("%s is not well-formed XML: %s" % (what, error)) from None
+        raise PackError("%s is not well-formed XML: %s" % (what, error))
 
 
 def parse_update_xml(data):
@@ -195,10 +205,10 @@ def read_pack(path):
             reader = IsoReader(handle)
             update, legacy = reader.read("/update.xml"), reader.read("/XS-REPOSITORY")
             signed = reader.read("/update.xml.asc") is not None
-    except OSError as error:
-        raise PackError("cannot read %s: %s" % (path, error.strerror or error)) from None
+    except OS_ERRORS as error:
+        raise PackError("cannot read %s: %s" % (path, error.strerror or error))
     except PackError as error:
-        raise PackError("%s: %s" % (path, error)) from None
+        raise PackError("%s: %s" % (path, error))
     if update is None and legacy is None:
         raise PackError("%s is an ISO image but not a pack: it has neither update.xml nor XS-REPOSITORY" % path)
     return dict(
@@ -241,20 +251,20 @@ class UploadError(Exception):
     """The upload did not complete; C(sent) bytes went out before it stopped."""
 
     def __init__(self, msg, sent=0, status=None):
-        super().__init__(msg)
+        super(UploadError, self).__init__(msg)
         self.msg, self.sent, self.status = msg, sent, status
 
 
 def _connection(url, validate_certs, timeout):
     parts = urlsplit(url)
     if parts.scheme == "https":
-        return http.client.HTTPSConnection(
+        return http_client.HTTPSConnection(
             parts.hostname, parts.port, timeout=timeout, context=ssl_context(validate_certs)
         )
-    return http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    return http_client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
 
 
-def _put_file(url, path, size, *, validate_certs, timeout, chunk_size):
+def _put_file(url, path, size, validate_certs, timeout, chunk_size):
     """One PUT streaming the file in chunks; returns (status, location, sent)."""
     parts = urlsplit(url)
     connection = _connection(url, validate_certs, timeout)
@@ -273,27 +283,25 @@ def _put_file(url, path, size, *, validate_certs, timeout, chunk_size):
                     raise UploadError("the file shrank while it was being uploaded", sent)
                 try:
                     connection.send(chunk)
-                except OSError as error:  # XAPI may answer (and close) before it has read the body
+                except OS_ERRORS as error:  # XAPI may answer (and close) before it has read the body
                     send_error = error
                     break
                 sent += len(chunk)
         try:
             response = connection.getresponse()
-        except (OSError, http.client.HTTPException) as error:
-            raise UploadError(
-                "the connection broke after %d of %d bytes: %s" % (sent, size, send_error or error), sent
-            ) from None
+        except OS_ERRORS + (http_client.HTTPException,) as error:
+            raise UploadError("the connection broke after %d of %d bytes: %s" % (sent, size, send_error or error), sent)
         response.read(4096)
         if send_error is not None and response.status == 200:
             raise UploadError("the connection broke after %d of %d bytes: %s" % (sent, size, send_error), sent)
         return response.status, response.getheader("Location"), sent
-    except (OSError, http.client.HTTPException) as error:
-        raise UploadError("the upload failed after %d of %d bytes: %s" % (sent, size, error), sent) from None
+    except OS_ERRORS + (http_client.HTTPException,) as error:
+        raise UploadError("the upload failed after %d of %d bytes: %s" % (sent, size, error), sent)
     finally:
         connection.close()
 
 
-def upload_raw_vdi(base_url, query, path, *, validate_certs=True, timeout=30, chunk_size=CHUNK_SIZE, redirects=3):
+def upload_raw_vdi(base_url, query, path, validate_certs=True, timeout=30, chunk_size=CHUNK_SIZE, redirects=3):
     """Stream the file at C(path) to C(PUT /import_raw_vdi) in constant memory, following XAPI's redirect to a
     host that sees the SR. C(query) holds session_id, task_id and sr_id (or vdi).
 
@@ -325,7 +333,7 @@ def task_result_value(result):
     if not text.startswith("<value"):
         return text
     try:
-        (value,), _method = xmlrpc.client.loads("<params><param>%s</param></params>" % text)
+        (value,), _method = xmlrpc_client.loads("<params><param>%s</param></params>" % text)
     except Exception:  # an unparsable result is returned as it came
         return text
     return value
@@ -334,7 +342,7 @@ def task_result_value(result):
 def task_result_ref(result):
     """The ref in a task result, which XAPI stores as an XML-RPC C(<value>): C(<value>OpaqueRef:...</value>)."""
     value = task_result_value(result)
-    ok = isinstance(value, str) and value.startswith("OpaqueRef:") and value != "OpaqueRef:NULL"
+    ok = isinstance(value, STRING_TYPES) and value.startswith("OpaqueRef:") and value != "OpaqueRef:NULL"
     return value if ok else None
 
 

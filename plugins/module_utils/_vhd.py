@@ -12,12 +12,15 @@ also computes the digests Glance compares), and builds one from a raw or qcow2 d
 Private to the collection: other collections must not import it.
 """
 
-from __future__ import annotations
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
 
 import gzip
 import hashlib
 import os
 import posixpath
+import shutil
 import tarfile
 import tempfile
 import zlib
@@ -27,6 +30,8 @@ VHD_COOKIE = b"conectix"
 VHD_FOOTER_SIZE = 512
 QCOW2_MAGIC = b"QFI\xfb"
 GZIP_MAGIC = b"\x1f\x8b"
+# gzip's error for a damaged stream: gzip.BadGzipFile (an OSError) from Python 3.8 on, a plain IOError before.
+BAD_GZIP = getattr(gzip, "BadGzipFile", IOError)
 # The digests computed while checking: md5 is Glance's C(checksum), sha512 its default C(os_hash_algo),
 # sha256 what openstacksdk records in the image's C(owner_specified.openstack.sha256) property.
 DIGESTS = ("md5", "sha256", "sha512")
@@ -145,11 +150,11 @@ def inspect_vhd_tgz(path, algorithms=DIGESTS):
         try:
             with tarfile.open(fileobj=reader, mode="r|gz", bufsize=CHUNK) as tar:
                 members = [_check_member(path, index, member, tar) for index, member in enumerate(tar)]
-        except (tarfile.TarError, gzip.BadGzipFile, EOFError, zlib.error) as error:
+        except (tarfile.TarError, BAD_GZIP, EOFError, zlib.error) as error:
             raise VHDImageError(
                 "%s is not a valid gzip tar (%s). XenServer images are a gzip tar of VHD files; %s"
                 % (path, error, CONVERT_HINT % ("DISK_IMAGE", path))
-            ) from None
+            )
         if not members:
             raise VHDImageError("%s is an empty tar: it must hold 0.vhd. Rebuild it (tar -czf IMAGE.tgz 0.vhd)." % path)
         reader.drain()
@@ -165,7 +170,7 @@ def file_digest(path, algorithm):
     return digest.hexdigest()
 
 
-def make_vhd_tgz(run_command, qemu_img, src, dest, *, src_format=None, compression_level=6):
+def make_vhd_tgz(run_command, qemu_img, src, dest, src_format=None, compression_level=6):
     """Build the XenServer-format image C(dest) from the disk image C(src).
 
     The disk is converted to a dynamic VHD with C(qemu-img convert -O vpc) in a temporary directory next to
@@ -185,19 +190,22 @@ def make_vhd_tgz(run_command, qemu_img, src, dest, *, src_format=None, compressi
         VHDImageError: qemu-img failed; the message carries its error.
     """
     directory = os.path.dirname(os.path.abspath(dest))
-    with tempfile.TemporaryDirectory(dir=directory, prefix=".vhd_tgz-") as work:
+    work = tempfile.mkdtemp(dir=directory, prefix=".vhd_tgz-")
+    try:
         vhd = os.path.join(work, "0.vhd")
         command = [qemu_img, "convert", "-O", "vpc", "-o", "subformat=dynamic"]
         if src_format:
             command += ["-f", src_format]
-        rc, _out, err = run_command([*command, src, vhd])
+        rc, _out, err = run_command(command + [src, vhd])
         if rc:
             raise VHDImageError("qemu-img could not convert %s to VHD: %s" % (src, err.strip() or "exit %d" % rc))
         packed = os.path.join(work, "image.tgz")
         with tarfile.open(packed, "w:gz", compresslevel=compression_level) as tar:
             tar.add(vhd, arcname="0.vhd", filter=_anonymous)
         os.chmod(packed, 0o644)
-        os.replace(packed, dest)
+        os.rename(packed, dest)  # same file system: replaces dest atomically
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def _anonymous(info):

@@ -8,16 +8,22 @@
 Private to the collection: other collections must not import it.
 """
 
-from __future__ import annotations
+from __future__ import absolute_import, division, print_function
 
-import http.client
+__metaclass__ = type
+
 import json
 import ssl
 import traceback
-import xmlrpc.client
-from urllib.parse import urlsplit, urlunsplit
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible_collections.xenserver.openstack.plugins.module_utils._compat import (
+    OS_ERRORS,
+    http_client,
+    urlsplit,
+    urlunsplit,
+    xmlrpc_client,
+)
 
 try:
     import XenAPI
@@ -63,7 +69,7 @@ class XenAPIModuleError(Exception):
     """
 
     def __init__(self, msg, **extra):
-        super().__init__(msg)
+        super(XenAPIModuleError, self).__init__(msg)
         self.msg = msg
         self.extra = extra
 
@@ -134,15 +140,15 @@ def _transport(url, validate_certs, timeout):
     """Return an XML-RPC transport with a socket timeout, verifying certificates unless told not to."""
     if url.startswith("https://"):
         context = ssl.create_default_context() if validate_certs else ssl._create_unverified_context()
-        base = xmlrpc.client.SafeTransport
+        base = xmlrpc_client.SafeTransport
         kwargs = dict(context=context)
     else:
-        base = xmlrpc.client.Transport
+        base = xmlrpc_client.Transport
         kwargs = {}
 
     class TimeoutTransport(base):
         def make_connection(self, host):
-            connection = super().make_connection(host)
+            connection = base.make_connection(self, host)  # an old-style class on Python 2.7: no super()
             connection.timeout = timeout
             return connection
 
@@ -176,15 +182,15 @@ def explain_transport_error(url, error, call):
     Returns:
         str: the message.
     """
-    if isinstance(error, ssl.SSLCertVerificationError):
+    if is_certificate_error(error):
         return (
             "The TLS certificate of %s could not be verified: %s. Trust the host's certificate on this machine, "
             "or set validate_certs=false for a host that still has its self-signed certificate."
-            % (url, error.verify_message or error)
+            % (url, getattr(error, "verify_message", None) or error)
         )
-    if isinstance(error, xmlrpc.client.ProtocolError):
+    if isinstance(error, xmlrpc_client.ProtocolError):
         return "%s answered HTTP %s %s to %s: is it a XAPI endpoint?" % (url, error.errcode, error.errmsg, call)
-    if isinstance(error, xmlrpc.client.Fault):
+    if isinstance(error, xmlrpc_client.Fault):
         if "valid session" in str(error.faultString):
             return (
                 "XAPI at %s kept invalidating the session during %s (SESSION_INVALID after 3 fresh logins). "
@@ -222,7 +228,20 @@ def explain_failure(url, details, call):
     return "XAPI error during %s on %s: %s %s" % (call, url, code, params)
 
 
-TRANSPORT_ERRORS = (OSError, http.client.HTTPException, xmlrpc.client.ProtocolError, xmlrpc.client.Fault)
+def is_certificate_error(error):
+    """Whether a transport error is a failed certificate check (Python 3.7+ raises ssl.SSLCertVerificationError,
+    an alias of ssl.CertificateError; before, a bad chain is an SSLError and a wrong host name a CertificateError)."""
+    if isinstance(error, ssl.CertificateError):
+        return True
+    return isinstance(error, ssl.SSLError) and getattr(error, "reason", None) == "CERTIFICATE_VERIFY_FAILED"
+
+
+TRANSPORT_ERRORS = OS_ERRORS + (
+    ssl.CertificateError,
+    http_client.HTTPException,
+    xmlrpc_client.ProtocolError,
+    xmlrpc_client.Fault,
+)
 
 
 class XenAPIModule:
@@ -283,11 +302,9 @@ class XenAPIModule:
             raise XenAPIModuleError(
                 explain_failure(self.master_url or self.url, error.details, self.last_call),
                 xapi_error=list(error.details),
-            ) from None
+            )
         except TRANSPORT_ERRORS as error:
-            raise XenAPIModuleError(
-                explain_transport_error(self.master_url or self.url, error, self.last_call)
-            ) from None
+            raise XenAPIModuleError(explain_transport_error(self.master_url or self.url, error, self.last_call))
         finally:
             self._logout()
 
@@ -304,10 +321,10 @@ class XenAPIModule:
             if error.details[:1] != ["HOST_IS_SLAVE"] or len(error.details) < 2:
                 raise XenAPIModuleError(
                     explain_failure(self.url, error.details, self.last_call), xapi_error=list(error.details)
-                ) from None
+                )
             self._login_at_master(error.details[1])
         except TRANSPORT_ERRORS as error:
-            raise XAPIUnreachable(explain_transport_error(self.url, error, self.last_call)) from None
+            raise XAPIUnreachable(explain_transport_error(self.url, error, self.last_call))
 
     def _login_at_master(self, master):
         self.master_url = with_host(self.url, master)
@@ -318,13 +335,13 @@ class XenAPIModule:
                 "%s is a pool member whose master is %s; logging in there failed: %s"
                 % (self.url, master, explain_failure(self.master_url, error.details, self.last_call)),
                 xapi_error=list(error.details),
-            ) from None
+            )
         except TRANSPORT_ERRORS as error:
             raise XenAPIModuleError(
                 "%s is a pool member whose master is %s, and the master cannot be reached: %s "
                 "Set url to an address of the master that this machine can reach."
                 % (self.url, master, explain_transport_error(self.master_url, error, self.last_call))
-            ) from None
+            )
 
     def _login_at(self, url):
         self.last_call = "session.login_with_password"
@@ -338,7 +355,7 @@ class XenAPIModule:
             return
         try:
             self.session.xenapi.session.logout()
-        except (XenAPI.Failure, *TRANSPORT_ERRORS):
+        except (XenAPI.Failure,) + TRANSPORT_ERRORS:
             pass
         finally:
             self.session = None
@@ -361,7 +378,7 @@ def read_local_vm_uuid(path="/sys/hypervisor/uuid", type_path="/sys/hypervisor/t
                 return None
         with open(path) as handle:
             uuid = handle.read().strip()
-    except OSError:
+    except OS_ERRORS:
         return None
     return None if not uuid or uuid.strip("0-") == "" else uuid
 

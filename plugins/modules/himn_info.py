@@ -4,7 +4,9 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-from __future__ import annotations
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
 
 DOCUMENTATION = r"""
 module: himn_info
@@ -109,9 +111,10 @@ xapi_unreachable:
   sample: "No XAPI password given."
 """
 
-import ipaddress
 import os
 
+from ansible_collections.xenserver.openstack.plugins.module_utils._compat import OS_ERRORS
+from ansible_collections.xenserver.openstack.plugins.module_utils._ipv4 import IPv4Address, IPv4Interface
 from ansible_collections.xenserver.openstack.plugins.module_utils._xenapi import (
     XenAPIModule,
     XenAPIModuleError,
@@ -133,7 +136,7 @@ def local_macs(sys_net=SYS_NET):
         try:
             with open(os.path.join(sys_net, name, "address")) as handle:
                 macs.setdefault(handle.read().strip().lower(), name)
-        except OSError:
+        except OS_ERRORS:
             continue
     return macs
 
@@ -154,7 +157,7 @@ def parse_addresses(ip_output):
     for line in ip_output.splitlines():
         words = line.split()
         if len(words) >= 4 and words[2] == "inet":
-            found.append((words[1].split("@")[0], ipaddress.IPv4Interface(words[3])))
+            found.append((words[1].split("@")[0], IPv4Interface(words[3])))
     return found
 
 
@@ -169,9 +172,9 @@ class HimnInfoModule(XenAPIModule):
 
     def check_params(self):
         try:
-            self.dom0 = ipaddress.IPv4Address(self.params["dom0_address"])
+            self.dom0 = IPv4Address(self.params["dom0_address"])
         except ValueError:
-            raise XenAPIModuleError("dom0_address '%s' is not an IPv4 address." % self.params["dom0_address"]) from None
+            raise XenAPIModuleError("dom0_address '%s' is not an IPv4 address." % self.params["dom0_address"])
 
     def run(self):
         rc, out, err = self.ansible.run_command(["ip", "-4", "-o", "addr", "show"], environ_update={"LANG": "C"})

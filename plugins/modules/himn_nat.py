@@ -4,7 +4,9 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-from __future__ import annotations
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
 
 DOCUMENTATION = r"""
 module: himn_nat
@@ -200,13 +202,14 @@ rules_removed:
   sample: ["-t filter -A FORWARD -j HIMN-FORWARD"]
 """
 
-import ipaddress
+import errno
 import os
 import shlex
-import socket
 import tempfile
+from collections import OrderedDict
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.xenserver.openstack.plugins.module_utils._compat import OS_ERRORS, if_nametoindex, shlex_join
 from ansible_collections.xenserver.openstack.plugins.module_utils._iptables import (
     INTERFACE_NAME,
     IptablesFormatError,
@@ -218,6 +221,7 @@ from ansible_collections.xenserver.openstack.plugins.module_utils._iptables impo
     recorded_ip_forward,
     render_rules,
 )
+from ansible_collections.xenserver.openstack.plugins.module_utils._ipv4 import IPv4Address, IPv4Network
 
 IP_FORWARD = "/proc/sys/net/ipv4/ip_forward"
 LANG_C = {"LANG": "C", "LC_ALL": "C"}
@@ -239,15 +243,10 @@ class HimnNat:
         """Run a command (no shell, LANG=C); fail with its argv, rc and stderr unless it succeeds."""
         rc, out, err = self.module.run_command(argv, data=data, binary_data=True, environ_update=LANG_C)
         if rc != 0:
-            extra = {"script": data} if data else {}
-            self.fail(
-                "Command %s failed with rc %d: %s" % (shlex.join(argv), rc, err.strip() or out.strip()),
-                cmd=argv,
-                rc=rc,
-                stdout=out,
-                stderr=err,
-                **extra,
-            )
+            extra = dict(cmd=argv, rc=rc, stdout=out, stderr=err)
+            if data:
+                extra["script"] = data
+            self.fail("Command %s failed with rc %d: %s" % (shlex_join(argv), rc, err.strip() or out.strip()), **extra)
         return out
 
     def binary(self, name):
@@ -257,9 +256,9 @@ class HimnNat:
         """Return the rules the options ask for, or fail naming every bad value or missing interface."""
         params, problems = self.params, []
         himn = params["himn_interface"]
-        forward = list(dict.fromkeys(params["forward_interfaces"]))
+        forward = list(OrderedDict.fromkeys(params["forward_interfaces"]))
         try:
-            cidr = str(ipaddress.IPv4Network(params["himn_cidr"], strict=True))
+            cidr = str(IPv4Network(params["himn_cidr"], strict=True))
         except ValueError as error:
             problems.append("himn_cidr '%s' is not an IPv4 network in CIDR form (%s)" % (params["himn_cidr"], error))
             cidr = None
@@ -278,8 +277,8 @@ class HimnNat:
         missing = []
         for option, name in names:
             try:
-                socket.if_nametoindex(name)
-            except OSError:
+                if_nametoindex(name)
+            except OS_ERRORS:
                 missing.append((name, option))
         if missing:
             self.fail(
@@ -299,7 +298,7 @@ class HimnNat:
                 if not 1 <= entry[key] <= 65535:
                     problems.append("%s.%s %d is not a port number (1-65535)" % (where, key, entry[key]))
             try:
-                entry["to_address"] = str(ipaddress.IPv4Address(entry["to_address"]))
+                entry["to_address"] = str(IPv4Address(entry["to_address"]))
             except ValueError:
                 problems.append("%s.to_address '%s' is not an IPv4 address" % (where, entry["to_address"]))
             if entry["interface"] == himn:
@@ -315,7 +314,7 @@ class HimnNat:
         """Whether every rule is in the live chain, by iptables' own comparison (iptables -C)."""
         iptables = self.binary("iptables")
         for spec in specs:
-            argv = [iptables, "-w", "-t", table, "-C", chain, *shlex.split(spec)]
+            argv = [iptables, "-w", "-t", table, "-C", chain] + shlex.split(spec)
             rc, _out, _err = self.module.run_command(argv, environ_update=LANG_C)
             if rc != 0:
                 return False
@@ -325,9 +324,9 @@ class HimnNat:
         try:
             with open(path) as handle:
                 return handle.read()
-        except FileNotFoundError:
-            return None
-        except OSError as error:
+        except OS_ERRORS as error:
+            if error.errno == errno.ENOENT:
+                return None
             self.fail("Cannot read %s: %s" % (path, error))
 
     def write_file(self, path, text, mode):
@@ -336,7 +335,8 @@ class HimnNat:
             os.unlink(path)
             return
         directory = os.path.dirname(path) or "."
-        os.makedirs(directory, mode=0o755, exist_ok=True)
+        if not os.path.isdir(directory):
+            os.makedirs(directory, 0o755)
         exists = os.path.exists(path)
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".himn_nat.")
         try:

@@ -4,7 +4,9 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-from __future__ import annotations
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
 
 DOCUMENTATION = r"""
 module: vhd_image
@@ -204,9 +206,15 @@ deleted:
 
 import re
 import time
-from urllib.parse import parse_qsl, urlsplit
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.common.text.converters import to_native, to_text
+from ansible_collections.xenserver.openstack.plugins.module_utils._compat import (
+    STRING_TYPES,
+    monotonic,
+    parse_qsl,
+    urlsplit,
+)
 from ansible_collections.xenserver.openstack.plugins.module_utils._vhd import (
     VHDImageError,
     file_digest,
@@ -279,7 +287,7 @@ def desired_properties(properties):
     empty = sorted(key for key, value in properties.items() if value is None)
     if empty:
         raise GlanceError("properties %s have no value: give each a value, or leave it out." % ", ".join(empty))
-    return dict((key, str(value)) for key, value in properties.items())
+    return dict((key, to_text(value)) for key, value in properties.items())
 
 
 def same_content(image, digests):
@@ -345,7 +353,7 @@ def connection_settings(params):
     cloud = params["cloud"]
     if isinstance(cloud, dict):
         settings = dict(cloud)
-    elif cloud is None or isinstance(cloud, str):
+    elif cloud is None or isinstance(cloud, STRING_TYPES):
         settings = dict(cloud=cloud) if cloud else {}
     else:
         raise GlanceError("cloud must be the name of a clouds.yaml entry or a dict of its settings.")
@@ -368,7 +376,7 @@ def secrets_of(settings):
     """Return the secret strings (passwords, tokens, application credential secrets) among connection settings."""
     found = set()
     for mapping in (settings, settings.get("auth") or {}):
-        found.update(v for k, v in mapping.items() if isinstance(v, str) and v and SECRET_KEY.search(k))
+        found.update(v for k, v in mapping.items() if isinstance(v, STRING_TYPES) and v and SECRET_KEY.search(k))
     return found
 
 
@@ -394,7 +402,7 @@ class Glance:
                 "The OpenStack connection settings are not usable: %s. Give the cloud option (a clouds.yaml entry "
                 "or a dict), auth_type and auth, or the OS_* environment variables of an openrc file."
                 % str(error).rstrip(".")
-            ) from None
+            )
 
     @property
     def where(self):
@@ -421,20 +429,20 @@ class Glance:
 
     def images_when_up(self, name, wait_timeout):
         """Like images(), retrying while Glance or Keystone does not answer, for at most C(wait_timeout) s."""
-        deadline = time.monotonic() + wait_timeout
+        deadline = monotonic() + wait_timeout
         while True:
             try:
                 return self.images(name)
             except (sdk_exceptions.SDKException, ksa_exceptions.ClientException) as error:
                 if not is_retryable(error):
                     raise
-                remaining = deadline - time.monotonic()
+                remaining = deadline - monotonic()
                 if remaining <= 0:
                     raise GlanceError(
                         "%s did not answer within %d s: %s. Check that it runs and that the connection settings "
                         "(cloud, auth, OS_* variables) point at it; raise wait_timeout if it needs longer to start."
                         % (self.where, wait_timeout, str(error).rstrip("."))
-                    ) from None
+                    )
                 time.sleep(min(RETRY_INTERVAL, remaining))
 
     def image(self, image_id):
@@ -484,11 +492,11 @@ class VHDImage:
             raise GlanceError(
                 "%s refused the credentials: %s. Check the user name, password (or token) and project in auth, "
                 "the cloud's clouds.yaml entry, or the OS_* variables." % (glance.where, str(error).rstrip("."))
-            ) from None
+            )
         except (sdk_exceptions.SDKException, ksa_exceptions.ClientException) as error:
             raise GlanceError(
                 "%s: could not %s for image %s: %s" % (glance.where, self.step, self.params["name"], error)
-            ) from None
+            )
 
     def _converge(self, glance, digests, properties):
         name, visibility = self.params["name"], self.params["visibility"]
@@ -582,7 +590,7 @@ def main():
     try:
         result = VHDImage(module).run()
     except (VHDImageError, GlanceError) as error:
-        module.fail_json(msg=str(error))
+        module.fail_json(msg=to_native(error))
     module.exit_json(**result)
 
 

@@ -4,7 +4,9 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-from __future__ import annotations
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
 
 DOCUMENTATION = r"""
 module: vhd_tgz
@@ -101,6 +103,7 @@ size:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.text.converters import to_native
 from ansible_collections.xenserver.openstack.plugins.module_utils._vhd import VHDImageError, make_vhd_tgz
 
 QEMU_IMG_MISSING = (
@@ -154,7 +157,7 @@ def main():
                 compression_level=module.params["compression_level"],
             )
         except VHDImageError as error:
-            module.fail_json(msg=str(error))
+            module.fail_json(msg=to_native(error))
     after = "built from %s" % src if changed else state
     module.exit_json(
         changed=changed,

@@ -4,7 +4,9 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-from __future__ import annotations
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
 
 DOCUMENTATION = r"""
 module: xen_route
@@ -92,8 +94,7 @@ host:
   sample: 4a1c9e0e-5a51-4a3c-8d4e-3b6c1f0b2a01
 """
 
-import ipaddress
-
+from ansible_collections.xenserver.openstack.plugins.module_utils._ipv4 import IPv4Address, IPv4Network
 from ansible_collections.xenserver.openstack.plugins.module_utils._xenapi import (
     HIMN_BRIDGE,
     XenAPIModule,
@@ -112,12 +113,12 @@ def check_networks(values):
     problems, networks = [], []
     for index, value in enumerate(values):
         try:
-            networks.append(str(ipaddress.IPv4Network(value, strict=True)))
+            networks.append(str(IPv4Network(value, strict=True)))
         except ValueError as error:
             if "host bits set" in str(error):
                 problems.append(
                     "networks[%d] '%s' has host bits set: the network is %s"
-                    % (index, value, ipaddress.IPv4Network(value, strict=False))
+                    % (index, value, IPv4Network(value, strict=False))
                 )
             else:
                 problems.append("networks[%d] '%s' is not an IPv4 network in CIDR form (%s)" % (index, value, error))
@@ -148,9 +149,9 @@ class XenRouteModule(XenAPIModule):
         gateway = self.params["gateway"]
         if gateway is not None:
             try:
-                ipaddress.IPv4Address(gateway)
+                IPv4Address(gateway)
             except ValueError:
-                raise XenAPIModuleError("gateway '%s' is not an IPv4 address." % gateway) from None
+                raise XenAPIModuleError("gateway '%s' is not an IPv4 address." % gateway)
         self.vm_uuid = self.params["vm_uuid"] or read_local_vm_uuid()
         if not self.vm_uuid:
             raise XenAPIModuleError(

@@ -4,7 +4,9 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-from __future__ import annotations
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
 
 DOCUMENTATION = r"""
 module: xen_suppack
@@ -204,6 +206,7 @@ import os
 import platform
 import time
 
+from ansible_collections.xenserver.openstack.plugins.module_utils._compat import monotonic
 from ansible_collections.xenserver.openstack.plugins.module_utils._suppack import (
     KEY_NAME,
     LEGACY_ORIGINATOR,
@@ -270,7 +273,7 @@ class XenSuppackModule(XenAPIModule):
                 "collection (the role xenserver.openstack.dom0_suppack builds it and copies it here), or set iso to "
                 "the path of a pack ISO on the machine that runs this module. Nothing was changed."
                 % (platform.node(), error)
-            ) from None
+            )
         update, legacy = self.pack["update"], self.pack["legacy"]
         self.key = (update or {}).get("key") or KEY_NAME
         self.update_call = ""
@@ -518,7 +521,7 @@ class XenSuppackModule(XenAPIModule):
                     explain_update_failure(failure.details, self.name, self._xapi_url(), self.update_call, self.key)
                     + " Nothing was installed; no uploaded copy was left on the SR.",
                     xapi_error=list(failure.details),
-                ) from None
+                )
             self._clean(update_ref)
             return self.xapi.pool_update.get_record(update_ref), precheck
         raise XenAPIModuleError("unreachable")  # pragma: no cover
@@ -576,7 +579,7 @@ class XenSuppackModule(XenAPIModule):
                 record = self.xapi.VDI.get_record(ref)
                 if record["name_label"].lower() == "imported vdi" and record["virtual_size"] in (str(size), "0"):
                     self._quietly(self.xapi.VDI.destroy, ref)
-        except (XenAPI.Failure, *TRANSPORT_ERRORS):
+        except (XenAPI.Failure,) + TRANSPORT_ERRORS:
             pass
 
     def _introduce(self, vdi):
@@ -591,7 +594,7 @@ class XenSuppackModule(XenAPIModule):
                 explain_update_failure(failure.details, self.name, self._xapi_url(), self.update_call, self.key)
                 + " Nothing was installed; the uploaded copy was removed.",
                 xapi_error=list(failure.details),
-            ) from None
+            )
         except XenAPIModuleError:
             self._quietly(self.xapi.VDI.destroy, vdi)
             raise
@@ -615,11 +618,11 @@ class XenSuppackModule(XenAPIModule):
             self._quietly(self.xapi.task.destroy, task)
 
     def _wait_task(self, task, timeout):
-        deadline = time.monotonic() + timeout
+        deadline = monotonic() + timeout
         delay = 0.05
         while True:
             status = self.xapi.task.get_status(task)
-            if status != "pending" or time.monotonic() >= deadline:
+            if status != "pending" or monotonic() >= deadline:
                 return status
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
@@ -639,7 +642,7 @@ class XenSuppackModule(XenAPIModule):
         try:
             if not self.xapi.pool_update.get_hosts(update_ref):
                 self.xapi.pool_update.destroy(update_ref)
-        except (XenAPI.Failure, *TRANSPORT_ERRORS):
+        except (XenAPI.Failure,) + TRANSPORT_ERRORS:
             pass
 
     def _quietly(self, function, *args):
@@ -647,7 +650,7 @@ class XenSuppackModule(XenAPIModule):
         call = self.last_call
         try:
             function(*args)
-        except (XenAPI.Failure, *TRANSPORT_ERRORS):
+        except (XenAPI.Failure,) + TRANSPORT_ERRORS:
             pass
         finally:
             self.last_call = call

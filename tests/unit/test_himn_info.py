@@ -17,7 +17,7 @@ def machine(monkeypatch):
     monkeypatch.setattr(
         himn_info,
         "parse_addresses",
-        lambda _out: [(name, himn_info.ipaddress.IPv4Interface(a)) for name, a in seen["addresses"]],
+        lambda _out: [(name, himn_info.IPv4Interface(a)) for name, a in seen["addresses"]],
     )
     return seen
 

@@ -309,7 +309,7 @@ def system(monkeypatch, tmp_path):
         "get_bin_path",
         lambda self, name, required=False, opt_dirs=None: None if name == "netfilter-persistent" else "/sbin/" + name,
     )
-    monkeypatch.setattr(himn_nat.socket, "if_nametoindex", fake.if_nametoindex)
+    monkeypatch.setattr(himn_nat, "if_nametoindex", fake.if_nametoindex)
     ip_forward = tmp_path / "ip_forward"
     ip_forward.write_text("0\n")
     monkeypatch.setattr(himn_nat, "IP_FORWARD", str(ip_forward))

@@ -21,7 +21,7 @@ OPTION = re.compile(r"^\s*([^#;=\s][^=]*?)\s*=\s*(.*?)\s*$")
 def nova_version():
     try:
         try:
-            from importlib.metadata import version
+            from importlib.metadata import version  # novermin
         except ImportError:
             from pkg_resources import get_distribution
 
@@ -45,7 +45,7 @@ def interface(name):
     try:
         with open("/sys/class/net/%s/address" % name) as handle:
             mac = handle.read().strip().lower()
-    except (IOError, OSError):  # noqa: UP024 (IOError is not OSError on Python 2.7)
+    except (IOError, OSError):  # IOError is not OSError on Python 2.7
         return {}
     try:
         out = subprocess.check_output(["ip", "-4", "-o", "addr", "show", "dev", name]).decode()
@@ -60,7 +60,7 @@ def ini_file(path):
         info = os.stat(path)
         with open(path) as handle:
             lines = handle.read().splitlines()
-    except (IOError, OSError):  # noqa: UP024 (IOError is not OSError on Python 2.7)
+    except (IOError, OSError):  # IOError is not OSError on Python 2.7
         return {"exists": False}
     options, section = {}, None
     for line in lines:
