@@ -136,24 +136,24 @@ author:
 """
 
 EXAMPLES = r"""
+# Three inventory files, one YAML document each.
+
 # fuel_inventory.yml on a Fuel node: the node itself, from /etc/astute.yaml
 plugin: xenserver.openstack.fuel
 
----
 # my-cloud.fuel.yml on any machine: the files of 'fuel deployment --env 3 --default --dir astute/'
-plugin: xenserver.openstack.fuel
-astute:
-  - astute/
-host_address: management
+# plugin: xenserver.openstack.fuel
+# astute:
+#   - astute/
+# host_address: management
 
----
 # fuel_inventory.yml on the Fuel master: its Nailgun API, with the password from FUEL_NAILGUN_PASSWORD
-plugin: xenserver.openstack.fuel
-nailgun_url: http://10.20.0.2:8000
-cluster_id: 3
-keyed_groups:
-  - key: fuel_roles
-    prefix: fuel_role
+# plugin: xenserver.openstack.fuel
+# nailgun_url: http://10.20.0.2:8000
+# cluster_id: 3
+# keyed_groups:
+#   - key: fuel_roles
+#     prefix: fuel_role
 """
 
 import json

@@ -247,6 +247,10 @@ def ssl_context(validate_certs):
     return ssl.create_default_context() if validate_certs else ssl._create_unverified_context()
 
 
+# What breaks an upload: the socket, or the HTTP exchange.
+UPLOAD_ERRORS = OS_ERRORS + (http_client.HTTPException,)
+
+
 class UploadError(Exception):
     """The upload did not complete; C(sent) bytes went out before it stopped."""
 
@@ -289,13 +293,13 @@ def _put_file(url, path, size, validate_certs, timeout, chunk_size):
                 sent += len(chunk)
         try:
             response = connection.getresponse()
-        except OS_ERRORS + (http_client.HTTPException,) as error:
+        except UPLOAD_ERRORS as error:
             raise UploadError("the connection broke after %d of %d bytes: %s" % (sent, size, send_error or error), sent)
         response.read(4096)
         if send_error is not None and response.status == 200:
             raise UploadError("the connection broke after %d of %d bytes: %s" % (sent, size, send_error), sent)
         return response.status, response.getheader("Location"), sent
-    except OS_ERRORS + (http_client.HTTPException,) as error:
+    except UPLOAD_ERRORS as error:
         raise UploadError("the upload failed after %d of %d bytes: %s" % (sent, size, error), sent)
     finally:
         connection.close()

@@ -242,6 +242,8 @@ TRANSPORT_ERRORS = OS_ERRORS + (
     xmlrpc_client.ProtocolError,
     xmlrpc_client.Fault,
 )
+# Any error of a XAPI call: an XAPI error code, or the transport's (for best-effort cleanups).
+XENAPI_ERRORS = ((XenAPI.Failure,) if XenAPI else ()) + TRANSPORT_ERRORS
 
 
 class XenAPIModule:
@@ -355,7 +357,7 @@ class XenAPIModule:
             return
         try:
             self.session.xenapi.session.logout()
-        except (XenAPI.Failure,) + TRANSPORT_ERRORS:
+        except XENAPI_ERRORS:
             pass
         finally:
             self.session = None

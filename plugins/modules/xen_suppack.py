@@ -223,7 +223,7 @@ from ansible_collections.xenserver.openstack.plugins.module_utils._suppack impor
 )
 from ansible_collections.xenserver.openstack.plugins.module_utils._xenapi import (
     POOL_UPDATE_API,
-    TRANSPORT_ERRORS,
+    XENAPI_ERRORS,
     XenAPI,
     XenAPIModule,
     XenAPIModuleError,
@@ -579,7 +579,7 @@ class XenSuppackModule(XenAPIModule):
                 record = self.xapi.VDI.get_record(ref)
                 if record["name_label"].lower() == "imported vdi" and record["virtual_size"] in (str(size), "0"):
                     self._quietly(self.xapi.VDI.destroy, ref)
-        except (XenAPI.Failure,) + TRANSPORT_ERRORS:
+        except XENAPI_ERRORS:
             pass
 
     def _introduce(self, vdi):
@@ -642,7 +642,7 @@ class XenSuppackModule(XenAPIModule):
         try:
             if not self.xapi.pool_update.get_hosts(update_ref):
                 self.xapi.pool_update.destroy(update_ref)
-        except (XenAPI.Failure,) + TRANSPORT_ERRORS:
+        except XENAPI_ERRORS:
             pass
 
     def _quietly(self, function, *args):
@@ -650,7 +650,7 @@ class XenSuppackModule(XenAPIModule):
         call = self.last_call
         try:
             function(*args)
-        except (XenAPI.Failure,) + TRANSPORT_ERRORS:
+        except XENAPI_ERRORS:
             pass
         finally:
             self.last_call = call
