@@ -11,8 +11,10 @@ Two formats:
     The update ISO that ``pool_update.introduce`` accepts on XenServer 7.1+, Citrix Hypervisor 8.x and
     XCP-ng 8.x: ``update.xml`` (+ ``.asc``), a yum repository (``Packages/``, ``repodata/`` with the comps group
     ``update``, ``repomd.xml.asc``), a payload RPM installing every file under the collection's ``dom0/`` tree
-    at the same path in Dom0 (plugins in /etc/xapi.d/plugins with mode 0755), an optional payload RPM with
-    extra plugins, and the ``update-<label>`` RPM holding the stamp ``/var/update/applied/<uuid>``.
+    at the same path in Dom0 (plugins in /etc/xapi.d/plugins with mode 0755), a payload RPM with the Dom0
+    plugins of nova's release (``--plugin-set``, or chosen by ``--nova-version``; see dom0_plugin_sets.py),
+    an optional payload RPM with extra plugins, and the ``update-<label>`` RPM holding the stamp
+    ``/var/update/applied/<uuid>``.
 ``legacy``
     The supplemental pack of XenServer 6.5 / 7.0 (``XS-REPOSITORY``, ``XS-PACKAGES``, an ``install`` script and
     the payload RPM with MD5 file digests), for ``xe-install-supplemental-pack`` in Dom0.
@@ -20,9 +22,15 @@ Two formats:
 XAPI accepts an update ISO only when ``update.xml`` and ``repomd.xml`` carry detached signatures by a key the
 host trusts: give ``--key`` (and ``--gpg-home``). docs/suppack.md says how a host is made to trust the key.
 
-The version is the collection's (galaxy.yml). The build is reproducible: the same inputs and
-SOURCE_DATE_EPOCH (and signing key) give the same ISO, byte for byte. The result is described as JSON on
-stdout; ``changed`` is false when the output file already had exactly that content.
+A build is known by its content. Its version is ``<collection version>-<release>`` and its RPMs have the
+collection's version and that release, where the release is ``<n>.<content id>``: the content id is the start of
+the digest of every file the pack installs, and n is one more than the highest release of this collection version
+that ``--applied-version`` names (the versions of this label applied on the hosts), or the n of the applied build
+with the same content. So a pack with other plugins always upgrades the one applied (XAPI applies an update with
+``yum upgrade``, which does nothing for an RPM of the same version and release), and the same content keeps its
+version. The build is reproducible: the same inputs and SOURCE_DATE_EPOCH (and signing key) give the same ISO,
+byte for byte. The result is described as JSON on stdout; ``changed`` is false when the output file already had
+exactly that content.
 
 Needs rpmbuild/rpmsign (Debian package rpm), createrepo_c (createrepo-c), xorriso and gpg (gnupg).
 
@@ -44,12 +52,14 @@ import tempfile
 import uuid
 from xml.sax.saxutils import escape, quoteattr
 
+import dom0_plugin_sets
+
 LABEL = "xenserver-openstack"
 LEGACY_ORIGINATOR = "xenserver.openstack"
 DESCRIPTION = "OpenStack Dom0 plugins of the xenserver.openstack Ansible collection"
 KEY_NAME = "RPM-GPG-KEY-xenserver-openstack"
 PLUGIN_DIR = "/etc/xapi.d/plugins"
-RELEASE = "1"
+CONTENT_ID_LENGTH = 12
 # 2025-01-01T00:00:00Z: the timestamp of every file when SOURCE_DATE_EPOCH is not set.
 DEFAULT_EPOCH = 1735689600
 UUID_NAMESPACE = uuid.UUID("0b6f2c1e-8f0a-4d63-9a57-2c4e9f3d7b15")
@@ -299,13 +309,13 @@ class Package:
         self.files, self.requires, self.posttrans = files, list(requires), posttrans
 
 
-def rpm_spec(version, packages):
+def rpm_spec(version, release, packages):
     """One spec for all packages (the first is the main package, the others sub-packages)."""
     main = packages[0]
     lines = [
         "Name: %s" % main.name,
         "Version: %s" % version,
-        "Release: %s" % RELEASE,
+        "Release: %s" % release,
         "License: GPL-3.0-or-later",
         "BuildArch: noarch",
     ]
@@ -330,7 +340,7 @@ def rpm_spec(version, packages):
     return "\n".join(lines) + "\n"
 
 
-def build_rpms(work, version, packages, epoch, legacy=False):
+def build_rpms(work, packages, *, version, release, epoch, legacy=False):
     """Build the noarch RPMs (gzip payload, one rpmbuild run); return their paths in the order given."""
     top = os.path.join(work, "rpmbuild")
     stage = os.path.join(top, "STAGE")
@@ -341,7 +351,7 @@ def build_rpms(work, version, packages, epoch, legacy=False):
             handle.write(item.data)
     spec = os.path.join(top, packages[0].name + ".spec")
     with open(spec, "w") as handle:
-        handle.write(rpm_spec(version, packages))
+        handle.write(rpm_spec(version, release, packages))
     digest = "1" if legacy else "8"  # MD5 for XenServer 6.5's rpm 4.4, SHA-256 otherwise
     defines = {
         "_topdir": top,
@@ -360,21 +370,33 @@ def build_rpms(work, version, packages, epoch, legacy=False):
     for key, value in defines.items():
         argv += ["--define", "%s %s" % (key, value)]
     run([*argv, spec], env=tool_env(epoch))
-    paths = [os.path.join(top, "RPMS", "noarch", "%s-%s-%s.noarch.rpm" % (p.name, version, RELEASE)) for p in packages]
+    paths = [os.path.join(top, "RPMS", "noarch", "%s-%s-%s.noarch.rpm" % (p.name, version, release)) for p in packages]
     for path in paths:
         if not os.path.isfile(path):
             raise BuildError("rpmbuild made no %s" % path)
     return paths
 
 
+# Payload RPMs, in the order they are listed: suffix of the name (after the label), summary.
+PAYLOADS = (
+    ("-plugins", "Dom0 files of xenserver.openstack"),
+    ("-nova-plugins", "Dom0 XAPI plugins that nova and neutron call"),
+    ("-extra-plugins", "Extra Dom0 XAPI plugins for OpenStack"),
+)
+
+
+def payload_suffix(name):
+    return max((suffix for suffix, _summary in PAYLOADS if name.endswith(suffix)), key=len)
+
+
 def payload_packages(files):
-    """One package per payload RPM named in the files (the collection's, then the extra plugins)."""
-    packages = []
-    for name in sorted(set(f.rpm for f in files), key=lambda n: (n.endswith("-extra-plugins"), n)):
-        extra = name.endswith("-extra-plugins")
-        summary = "Extra Dom0 XAPI plugins for OpenStack" if extra else "Dom0 files of xenserver.openstack"
-        packages.append(Package(name, summary, DESCRIPTION + ".", [f for f in files if f.rpm == name]))
-    return packages
+    """One package per payload RPM named in the files: the collection's, nova's plugin set, the extra plugins."""
+    order = [suffix for suffix, _summary in PAYLOADS]
+    names = sorted(set(f.rpm for f in files), key=lambda n: order.index(payload_suffix(n)))
+    return [
+        Package(name, dict(PAYLOADS)[payload_suffix(name)], DESCRIPTION + ".", [f for f in files if f.rpm == name])
+        for name in names
+    ]
 
 
 # --- metadata -----------------------------------------------------------------------------------------------
@@ -500,23 +522,29 @@ def write(path, text, mode=0o644):
 # --- the build ----------------------------------------------------------------------------------------------
 
 
-def build_update(work, isoroot, args, *, files, version, update_uuid, signer):
+def build_update(work, isoroot, args, *, files, version, release, update_uuid, signer):
     payloads = payload_packages(files)
     size = sum(len(f.data) for f in files)
     key = args.key_name if signer and not args.no_key_attribute else ""
-    document = update_xml(args.label, update_uuid, version, size=size, guidance=args.guidance, key=key)
+    full = "%s-%s" % (version, release)
+    description = describe(args)
+    document = update_xml(
+        args.label, update_uuid, full, size=size, guidance=args.guidance, key=key, description=description
+    )
     # The stamp XAPI reads back after apply: the same document, without the key (as Citrix's builder writes it).
-    stamp_text = update_xml(args.label, update_uuid, version, size=size, guidance=args.guidance, key="")
+    stamp_text = update_xml(
+        args.label, update_uuid, full, size=size, guidance=args.guidance, key="", description=description
+    )
     stamp = PackFile("/var/update/applied/" + update_uuid, 0o644, stamp_text.encode(), "update-" + args.label)
     meta = Package(
         "update-" + args.label,
-        "Update stamp of %s %s" % (args.label, version),
-        "Marks the update %s %s as applied for XAPI." % (args.label, version),
+        "Update stamp of %s %s" % (args.label, full),
+        "Marks the update %s %s as applied for XAPI." % (args.label, full),
         [stamp],
-        requires=["%s >= %s-%s" % (p.name, version, RELEASE) for p in payloads],
+        requires=["%s >= %s" % (p.name, full) for p in payloads],
         posttrans="echo %s >> /run/reboot-required.hfxs" % update_uuid if "restartHost" in args.guidance else "",
     )
-    packages = build_rpms(work, version, [*payloads, meta], args.source_date_epoch)
+    packages = build_rpms(work, [*payloads, meta], version=version, release=release, epoch=args.source_date_epoch)
     if key:
         signer.sign_rpms(packages, args.source_date_epoch)
     os.makedirs(os.path.join(isoroot, "Packages"))
@@ -548,13 +576,15 @@ def build_update(work, isoroot, args, *, files, version, update_uuid, signer):
     return [os.path.basename(p) for p in packages]
 
 
-def build_legacy(work, isoroot, args, files, version):
+def build_legacy(work, isoroot, args, files, *, version, release):
     payloads = payload_packages(files)
     rpms = []
-    for package, path in zip(payloads, build_rpms(work, version, payloads, args.source_date_epoch, legacy=True)):
+    built = build_rpms(work, payloads, version=version, release=release, epoch=args.source_date_epoch, legacy=True)
+    for package, path in zip(payloads, built):
         shutil.copy(path, isoroot)
         rpms.append((os.path.join(isoroot, os.path.basename(path)), package.name))
-    write(os.path.join(isoroot, "XS-REPOSITORY"), xs_repository(LEGACY_ORIGINATOR, args.label, version, DESCRIPTION))
+    repository = xs_repository(LEGACY_ORIGINATOR, args.label, "%s-%s" % (version, release), describe(args))
+    write(os.path.join(isoroot, "XS-REPOSITORY"), repository)
     write(os.path.join(isoroot, "XS-PACKAGES"), xs_packages(rpms))
     entries = " ".join(
         shlex.quote("%s|%s|%s" % (os.path.basename(p), n, hashlib.md5(_read(p)).hexdigest())) for p, n in rpms
@@ -574,7 +604,8 @@ def sha256_file(path):
 
 
 def output_path(args, version):
-    suffix = "-legacy" if args.format == "legacy" else ""
+    """``<label>-<version>[-<plugin set>][-legacy].iso``: one file per plugin set, whatever its release."""
+    suffix = ("-" + args.plugin_set if args.plugin_set else "") + ("-legacy" if args.format == "legacy" else "")
     name = "%s-%s%s.iso" % (args.label, version, suffix)
     if args.output is None:
         return os.path.join(args.source, ".build", "suppack", name)
@@ -590,6 +621,15 @@ def collect(args, version):
     if not SAFE_LABEL.match(args.label):
         raise BuildError("label '%s' may hold only letters, digits, _ and -" % args.label)
     files = dom0_files(args.source, args.label + "-plugins")
+    if args.plugin_set:
+        try:
+            plugins = dom0_plugin_sets.plugin_files(args.sets, args.plugin_set, args.plugin_archives, args.cache_dir)
+        except dom0_plugin_sets.PluginSetError as error:
+            raise BuildError("plugin set %s: %s" % (args.plugin_set, error)) from None
+        files += [
+            PackFile(PLUGIN_DIR + "/" + name, 0o755, data, args.label + "-nova-plugins")
+            for name, data in sorted(plugins.items())
+        ]
     if args.extra_plugins:
         files += extra_plugin_files(os.path.abspath(args.extra_plugins), args.label + "-extra-plugins")
     check_files(files)
@@ -616,16 +656,43 @@ def install_public_key(signer, path):
     return path
 
 
+def describe(args):
+    """The pack's description: what it carries."""
+    if not args.plugin_set:
+        return DESCRIPTION
+    release = args.sets["sets"][args.plugin_set]["release"]
+    return "%s, with the Dom0 plugins of %s (set %s)" % (DESCRIPTION, release, args.plugin_set)
+
+
+def choose_release(version, content, applied):
+    """The release of a build of ``version`` with this content id, given the versions applied on the hosts: the
+    release of an applied build with the same content, else one more than the highest applied release of this
+    version (a build from before content ids counts as release 1)."""
+    highest = 0
+    for item in applied:
+        base, _dash, release = item.partition("-")
+        if base != version:
+            continue
+        number, _dot, other = release.partition(".")
+        number = int(number) if number.isdigit() else 1
+        if other == content:
+            return "%d.%s" % (number, content)
+        highest = max(highest, number)
+    return "%d.%s" % (highest + 1, content)
+
+
 def build(args):
     version = args.version or galaxy_version(args.source)
     files = collect(args, version)
     legacy = args.format == "legacy"
     digest = content_digest(args.label, version, files)
-    update_uuid = args.uuid or str(uuid.uuid5(UUID_NAMESPACE, "%s/%s/%s" % (args.label, version, digest)))
+    release = choose_release(version, digest[:CONTENT_ID_LENGTH], args.applied_version)
+    full = "%s-%s" % (version, release)
+    update_uuid = args.uuid or str(uuid.uuid5(UUID_NAMESPACE, "%s/%s/%s" % (args.label, full, digest)))
     signer = Signer(args.gpg_home, args.key, args.source_date_epoch) if args.key and not legacy else None
     output = output_path(args, version)
     os.makedirs(os.path.dirname(output), exist_ok=True)
-    inputs = build_inputs(args, version, digest, update_uuid, signer)
+    inputs = build_inputs(args, full, digest, update_uuid, signer)
     previous = previous_build(output, inputs)
     if previous is not None:
         return previous
@@ -634,13 +701,20 @@ def build(args):
         isoroot = os.path.join(work, "iso")
         os.makedirs(isoroot)
         if legacy:
-            packages = build_legacy(work, isoroot, args, files, version)
+            packages = build_legacy(work, isoroot, args, files, version=version, release=release)
         else:
             packages = build_update(
-                work, isoroot, args, files=files, version=version, update_uuid=update_uuid, signer=signer
+                work,
+                isoroot,
+                args,
+                files=files,
+                version=version,
+                release=release,
+                update_uuid=update_uuid,
+                signer=signer,
             )
         image = os.path.join(work, "pack.iso")
-        make_iso(isoroot, image, args.label + "-" + version, args.source_date_epoch)
+        make_iso(isoroot, image, args.label + "-" + full, args.source_date_epoch)
         changed = install_output(image, output)
         public_key = (
             install_public_key(signer, os.path.join(os.path.dirname(output), args.key_name)) if signer else None
@@ -653,7 +727,11 @@ def build(args):
         iso=output,
         format=args.format,
         label=args.label,
-        version=version,
+        version=full,
+        release=release,
+        content=digest[:CONTENT_ID_LENGTH],
+        plugin_set=args.plugin_set or None,
+        plugin_version=args.sets["sets"][args.plugin_set]["plugin_version"] if args.plugin_set else None,
         sha256=sha256_file(output),
         size=os.path.getsize(output),
         signed=bool(signer),
@@ -682,7 +760,9 @@ def stamp_path(output):
 
 def build_inputs(args, version, digest, update_uuid, signer):
     """Everything the ISO is made of: the options, the files' digest, the signing key and time, this tool itself."""
-    options = dict((key, value) for key, value in vars(args).items() if key not in ("keep_work_dir", "work_dir"))
+    # Not the applied versions (they decided the release, which is in the version) nor the tables of sets.
+    skipped = ("keep_work_dir", "work_dir", "applied_version", "sets", "cache_dir")
+    options = dict((key, value) for key, value in vars(args).items() if key not in skipped)
     return dict(
         options=options,
         version=version,
@@ -721,8 +801,30 @@ def parse_args(argv):
     )
     parser.add_argument("--version", help="pack version (default: the version in galaxy.yml)")
     parser.add_argument("--uuid", help="update uuid (default: derived from label, version and content)")
+    sets = parser.add_argument_group(
+        "nova's Dom0 plugins", "the plugin set of the compute's nova release (tools/dom0_plugin_sets.json)"
+    )
+    sets.add_argument("--plugin-set", metavar="NAME", help="a set by name, or 'none' (default: from the versions)")
+    sets.add_argument("--nova-version", metavar="V", default="", help="nova's version on the computes, e.g. 21.2.4")
+    sets.add_argument(
+        "--os-xenapi-version", metavar="V", default="", help="os-xenapi's version there (decides before nova's)"
+    )
+    sets.add_argument("--plugin-archives", metavar="DIR", default="", help="offline: take the set's archives from DIR")
+    sets.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        default=dom0_plugin_sets.DEFAULT_CACHE,
+        help="where downloaded archives are kept (default: %(default)s)",
+    )
     parser.add_argument(
-        "--extra-plugins", metavar="DIR", help="add the plugin files of DIR (e.g. os-xenapi's dom0 dir)"
+        "--applied-version",
+        metavar="V",
+        action="append",
+        default=[],
+        help="a version of this label applied on a host (repeat): decides the release of a build with other content",
+    )
+    parser.add_argument(
+        "--extra-plugins", metavar="DIR", help="add the plugin files of DIR (your own plugins, in their own RPM)"
     )
     parser.add_argument("--key", help="GPG key (fingerprint, id or user id) that signs the pack")
     parser.add_argument("--gpg-home", help="GnuPG home holding the key (default: $GNUPGHOME or ~/.gnupg)")
@@ -757,18 +859,35 @@ def parse_args(argv):
             args.uuid = str(uuid.UUID(args.uuid))
         except ValueError:
             parser.error("--uuid %s is not a UUID" % args.uuid)
+    args.sets = dom0_plugin_sets.load()
     if args.format == "legacy" and args.key:
         sys.stderr.write("build_pack: legacy packs are never signed: --key ignored\n")
     return args
 
 
+def choose_plugin_set(args):
+    """The set named, or the one of the versions given, or none."""
+    if args.plugin_set == "none" or not (args.plugin_set or args.nova_version or args.os_xenapi_version):
+        return ""
+    try:
+        return dom0_plugin_sets.choose(args.sets, args.nova_version, args.os_xenapi_version, args.plugin_set or "")
+    except dom0_plugin_sets.PluginSetError as error:
+        raise BuildError(str(error)) from None
+
+
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
+        args.plugin_set = choose_plugin_set(args)
         result = build(args)
     except BuildError as error:
         sys.stderr.write("build_pack: %s\n" % error)
         return 1
+    if not result["plugin_set"]:
+        sys.stderr.write(
+            "build_pack: warning: no nova plugin set in the pack (give --nova-version or --plugin-set): nova's XenAPI "
+            "driver stops at start without its Dom0 plugins\n"
+        )
     if args.format == "update" and not result["signed"]:
         sys.stderr.write(
             "build_pack: warning: the pack is not signed; XAPI refuses unsigned update ISOs (INVALID_UPDATE)\n"

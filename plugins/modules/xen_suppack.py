@@ -438,8 +438,9 @@ class XenSuppackModule(XenAPIModule):
             else:
                 if keep["uuid"] != update["uuid"]:
                     self.ansible.warn(
-                        "Host %s has %s %s applied from another build (update %s, not %s). To install this build, "
-                        "raise the version (galaxy.yml) and build again."
+                        "Host %s has %s %s applied from another build (update %s, not %s): the same version and "
+                        "content made with another uuid. Build the pack with the collection's tools/build_pack.py "
+                        "without --uuid, which gives a build of other content a higher release."
                         % (host["name_label"], self.name, self.version, keep["uuid"], update["uuid"])
                     )
                 msg = "%s %s is already applied on %s." % (self.name, self.version, host["name_label"])

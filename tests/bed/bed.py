@@ -591,6 +591,7 @@ def inventory(state: State, pairs: list[Pair], scenarios: dict[int, dict]) -> di
             openstack_public_vip=NETWORKS["mgmt"][0] + ".2",
             openstack_tenant_nic=NETWORKS["storage"][1],
             nova_xenapi_nova_version="21.2.4",
+            dom0_suppack_nova_version="21.2.4",  # the pack carries that nova's Dom0 plugins (os-xenapi 0.3.4's)
             nova_xenapi_python=state.data["python"],
             nova_xenapi_config_group="root",
             nova_xenapi_neutron_config_group="root",

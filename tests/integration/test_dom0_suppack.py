@@ -60,6 +60,8 @@ def write_inventory(tmp_path, sim, gpg_key):
         dom0_suppack_gpg_key=gpg_key[1],
         dom0_suppack_build_dir=str(tmp_path / "build"),
         dom0_suppack_remote_dir=str(tmp_path / "compute" / "var" / "tmp"),
+        # Nova 21's Dom0 plugins (os-xenapi 0.3.4's) go in the pack; no nova is installed here to read it from.
+        dom0_suppack_nova_version="21.2.4",
     )
     inventory = tmp_path / "inventory.yml"
     inventory.write_text(yaml.safe_dump({"compute": {"hosts": {"compute-1": host}}}))
@@ -101,6 +103,9 @@ def test_role_applies_the_pack_then_has_nothing_to_do(xapi_sim, tmp_path, gpg_ke
     session.xenapi.login_with_password("root", sim.scenario["credentials"]["password"], "2.0", "test")
     answer = session.xenapi.host.call_plugin(session.xenapi.host.get_all()[0], "xenserver_openstack", "version", {})
     assert json.loads(answer)["plugin"] == "xenserver_openstack"
+    # Nova's plugins came with it: the ones nova 21 calls at start among them.
+    installed = set(os.listdir(sim.plugin_dir))
+    assert {"dom0_plugin_version.py", "xenhost.py", "netwrap.py", "xenserver_openstack"} <= installed, installed
 
     sim.reset_counts()
     second = play(inventory, playbook)
@@ -151,3 +156,53 @@ def test_every_task_file_of_the_role_passes_syntax_check(tmp_path):
         check=False,
     )
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+def applied_updates(sim):
+    return [(u["name_label"], u["version"], u["hosts"]) for u in sim.state()["updates"] if u["hosts"]]
+
+
+def test_another_plugin_set_installs_on_the_next_run_and_then_nothing_changes(xapi_sim, tmp_path, gpg_key):
+    """The operator changes the plugin set (here: nova 17's, os-xenapi 0.3.1): the next run builds a pack of the
+    same collection version with a higher release and applies it; the run after changes nothing. No version edit."""
+    sim = xapi_sim("xcpng-8.3")
+    inventory, playbook = write_inventory(tmp_path, sim, gpg_key)
+    play(inventory, playbook)
+    ((_label, first, _hosts),) = applied_updates(sim)
+    assert first.split("-")[1].startswith("1.")
+
+    changed = play(inventory, playbook, "-e", "dom0_suppack_plugin_set=os-xenapi-0.3.1")
+    assert changed["stats"]["compute-1"]["changed"] >= 1
+    ((_label, second, _hosts),) = applied_updates(sim)
+    assert second != first and second.split("-")[1].startswith("2.")
+    with open(os.path.join(sim.plugin_dir, "dom0_plugin_version.py")) as handle:
+        assert 'PLUGIN_VERSION = "2.1"' in handle.read()
+
+    again = play(inventory, playbook, "-e", "dom0_suppack_plugin_set=os-xenapi-0.3.1")
+    assert again["stats"]["compute-1"]["changed"] == 0
+    assert applied_updates(sim) == [("xenserver-openstack", second, ["xcp-ng-83"])]
+
+
+def test_no_nova_to_read_stops_before_anything_changes(xapi_sim, tmp_path, gpg_key):
+    sim = xapi_sim("xcpng-8.3")
+    inventory, playbook = write_inventory(tmp_path, sim, gpg_key)
+    run = subprocess.run(
+        [
+            "ansible-playbook",
+            playbook,
+            "-i",
+            inventory,
+            "-e",
+            "dom0_suppack_nova_version=",
+            "-e",
+            "dom0_suppack_nova_python=" + sys.executable,
+        ],
+        capture_output=True,
+        text=True,
+        env=ansible_env(),
+        check=False,
+    )
+    report = json.loads(run.stdout[run.stdout.index("{") :])
+    assert run.returncode != 0 and "has no nova installed" in failures(report)
+    assert "dom0_suppack_nova_version" in failures(report)
+    assert PUT not in sim.counts() and sim.state()["updates"] == []

@@ -1,12 +1,14 @@
 """tools/build_pack.py: the ISOs it builds, opened with real tools (isoinfo, rpm, rpm2cpio/cpio, gpg)."""
 
 import hashlib
+import io
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -79,11 +81,12 @@ def pack(tmp_path_factory, key):
 
 def test_update_iso_carries_the_plugin_rpm(pack, tmp_path):
     iso = pack["iso"]
-    version = galaxy_version()
-    assert pack["version"] == version and os.path.basename(iso) == "xenserver-openstack-%s.iso" % version
+    version = "%s-%s" % (galaxy_version(), pack["release"])
+    assert pack["release"] == "1." + pack["content"] and pack["version"] == version
+    assert os.path.basename(iso) == "xenserver-openstack-%s.iso" % galaxy_version()
     tree = isoinfo_list(iso)
-    payload = "/Packages/xenserver-openstack-plugins-%s-1.noarch.rpm" % version
-    meta = "/Packages/update-xenserver-openstack-%s-1.noarch.rpm" % version
+    payload = "/Packages/xenserver-openstack-plugins-%s.noarch.rpm" % version
+    meta = "/Packages/update-xenserver-openstack-%s.noarch.rpm" % version
     for path in ("/update.xml", "/update.xml.asc", "/repodata/repomd.xml", "/repodata/repomd.xml.asc", payload, meta):
         assert path in tree, sorted(tree)
 
@@ -106,7 +109,7 @@ def test_update_iso_carries_the_plugin_rpm(pack, tmp_path):
         assert (unpacked / PLUGIN.lstrip("/")).read_bytes() == handle.read()
 
     stamp = extract(iso, meta, tmp_path / "meta.rpm")
-    assert "xenserver-openstack-plugins >= %s-1" % version in rpm_query(stamp, "--requires")
+    assert "xenserver-openstack-plugins >= %s" % version in rpm_query(stamp, "--requires")
     assert rpm_query(stamp, "-l").strip() == "/var/update/applied/%s" % pack["uuid"]
     checked = subprocess.run(["rpm", "-Kv", rpm], capture_output=True, text=True, check=False).stdout
     assert "Header V4 RSA/SHA256 Signature, key ID %s" % pack["key_fingerprint"][-8:].lower() in checked
@@ -179,14 +182,14 @@ def test_extra_plugins_go_into_their_own_rpm(key, tmp_path):
     (extra / "stale.pyc").write_bytes(b"\0")
     result = signed(key, "--extra-plugins", str(tmp_path / "os_xenapi" / "dom0"), "--output", str(tmp_path / "out"))
     version = result["version"]
-    assert "xenserver-openstack-extra-plugins-%s-1.noarch.rpm" % version in result["packages"]
-    rpm_path = "/Packages/xenserver-openstack-extra-plugins-%s-1.noarch.rpm" % version
+    assert "xenserver-openstack-extra-plugins-%s.noarch.rpm" % version in result["packages"]
+    rpm_path = "/Packages/xenserver-openstack-extra-plugins-%s.noarch.rpm" % version
     rpm = extract(result["iso"], rpm_path, tmp_path / "x")
     listing = subprocess.run(["rpm", "-qlpv", "--nosignature", rpm], capture_output=True, text=True, check=True).stdout
     names = sorted((line.split()[0], line.split()[-1]) for line in listing.splitlines())
     assert names == [("-rwxr-xr-x", "/etc/xapi.d/plugins/netwrap.py"), ("-rwxr-xr-x", "/etc/xapi.d/plugins/xenhost.py")]
-    meta = extract(result["iso"], "/Packages/update-xenserver-openstack-%s-1.noarch.rpm" % version, tmp_path / "m")
-    assert "xenserver-openstack-extra-plugins >= %s-1" % version in rpm_query(meta, "--requires")
+    meta = extract(result["iso"], "/Packages/update-xenserver-openstack-%s.noarch.rpm" % version, tmp_path / "m")
+    assert "xenserver-openstack-extra-plugins >= %s" % version in rpm_query(meta, "--requires")
 
     (extra / "xenserver_openstack").write_text("clash\n")
     clash = run_build("--extra-plugins", str(extra), "--output", str(tmp_path / "clash"))
@@ -197,7 +200,7 @@ def test_legacy_pack(tmp_path):
     result = build("--format", "legacy", "--output", str(tmp_path))
     iso = result["iso"]
     tree = isoinfo_list(iso)
-    rpm_name = "xenserver-openstack-plugins-%s-1.noarch.rpm" % result["version"]
+    rpm_name = "xenserver-openstack-plugins-%s.noarch.rpm" % result["version"]
     assert tree["/install"].startswith("-r-xr-xr-x") and tree["/install.sh"].startswith("-r-xr-xr-x")
     assert {"/XS-REPOSITORY", "/XS-PACKAGES", "/" + rpm_name} <= set(tree)
     assert "/update.xml" not in tree and not any(p.startswith("/repodata") for p in tree)
@@ -252,7 +255,7 @@ def test_installed_collection_takes_its_version_from_manifest_json(tmp_path):
     shutil.copytree(os.path.join(ROOT, "dom0"), str(installed / "dom0"))
     (installed / "MANIFEST.json").write_text(json.dumps({"collection_info": {"version": "7.3.1"}}))
     result = build("--source", str(installed), "--output", str(tmp_path / "out"))
-    assert result["version"] == "7.3.1" and result["iso"].endswith("-7.3.1.iso")
+    assert result["version"] == "7.3.1-1." + result["content"] and result["iso"].endswith("-7.3.1.iso")
     (installed / "MANIFEST.json").write_text(json.dumps({"collection_info": {}}))
     proc = run_build("--source", str(installed), "--output", str(tmp_path / "out"))
     assert proc.returncode == 1 and "MANIFEST.json" in proc.stderr and "give --version" in proc.stderr
@@ -281,3 +284,140 @@ def test_an_unchanged_build_is_not_made_again(key, tmp_path):
         handle.write(b"damaged")
     repaired = signed(key, "--source", str(source), "--output", out, "--source-date-epoch", "1767225600")
     assert repaired["changed"] is True and repaired["sha256"] == later["sha256"]
+
+
+# --- nova's Dom0 plugin sets -------------------------------------------------------------------------------------
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+import dom0_plugin_sets  # noqa: E402  (tools/ is not a package)
+
+SETS = dom0_plugin_sets.load()
+ARCHIVES = os.path.join(ROOT, ".build", "archives")  # the download cache of the tests (kept between runs)
+OS_XENAPI = SETS["sets"]["os-xenapi-0.3.4"]["sources"][0]
+PLUGIN_DIR = "/etc/xapi.d/plugins"
+
+
+@pytest.fixture(scope="module")
+def os_xenapi_wheel():
+    """os-xenapi 0.3.4's wheel from PyPI (checked against its pin), cached under .build/archives."""
+    dom0_plugin_sets.fetch(OS_XENAPI, cache_dir=ARCHIVES)
+    return os.path.join(ARCHIVES, OS_XENAPI["file"])
+
+
+def with_sets(*args):
+    return ("--cache-dir", ARCHIVES, *args)
+
+
+def rpm_files(iso, rpm, tmp_path):
+    local = extract(iso, "/Packages/" + rpm, tmp_path / rpm)
+    listing = subprocess.run(["rpm", "-qlpv", "--nosignature", local], capture_output=True, text=True, check=True)
+    return dict((line.split()[-1], line.split()[0]) for line in listing.stdout.splitlines())
+
+
+def test_the_pack_carries_the_plugins_of_the_computes_nova(key, os_xenapi_wheel, tmp_path):
+    """nova 21 calls os-xenapi 0.3.4's plugins: they go in their own RPM, executable, byte for byte the pinned ones."""
+    result = signed(key, *with_sets("--nova-version", "21.2.4", "--output", str(tmp_path)))
+    assert result["plugin_set"] == "os-xenapi-0.3.4" and result["plugin_version"] == "2.1"
+    assert os.path.basename(result["iso"]) == "xenserver-openstack-%s-os-xenapi-0.3.4.iso" % galaxy_version()
+    rpm = "xenserver-openstack-nova-plugins-%s.noarch.rpm" % result["version"]
+    assert rpm in result["packages"]
+    files = rpm_files(result["iso"], rpm, tmp_path)
+    assert sorted(files) == sorted(PLUGIN_DIR + "/" + name for name in OS_XENAPI["files"])
+    assert set(files.values()) == {"-rwxr-xr-x"}  # 0666 in the wheel; xapi execs the file
+    unpacked = tmp_path / "unpacked"
+    unpacked.mkdir()
+    payload = subprocess.run(["rpm2cpio", str(tmp_path / rpm)], capture_output=True, check=True).stdout
+    subprocess.run(["cpio", "-idm", "--quiet"], input=payload, cwd=unpacked, check=True)
+    for name, pinned in OS_XENAPI["files"].items():
+        data = (unpacked / PLUGIN_DIR.lstrip("/") / name).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == pinned, name
+    description = ET.fromstring(open(extract(result["iso"], "/update.xml", tmp_path / "u.xml")).read())
+    assert "os-xenapi-0.3.4" in description.findtext("name-description")
+
+
+
+@pytest.mark.parametrize(
+    ("versions", "wanted"),
+    [
+        (("13.1.4", ""), "nova-13"),
+        (("14.0.10", ""), "nova-14"),
+        (("15.1.5", ""), "os-xenapi-0.1.1"),
+        (("16.1.8", ""), "os-xenapi-0.2.0"),
+        (("17.0.13", ""), "os-xenapi-0.3.1"),
+        (("20.6.1", ""), "os-xenapi-0.3.4"),
+        (("21.2.4", ""), "os-xenapi-0.3.4"),
+        (("18.3.0", "0.3.1"), "os-xenapi-0.3.1"),  # the os-xenapi installed decides
+        (("18.3.0", "0.3.2"), "os-xenapi-0.3.4"),  # one the collection has no set for: nova's release decides
+    ],
+)
+def test_the_set_follows_nova_and_os_xenapi(versions, wanted):
+    assert dom0_plugin_sets.choose(SETS, *versions) == wanted
+
+
+def test_every_set_is_pinned_file_by_file():
+    for name, plugin_set in SETS["sets"].items():
+        assert plugin_set["version_plugin"] in [f for s in plugin_set["sources"] for f in s["files"]], name
+        for source in plugin_set["sources"]:
+            assert source["files"] and all(re.match("^[0-9a-f]{64}$", h) for h in source["files"].values()), name
+            assert source["url"].startswith("https://") and source["url"].endswith("/" + source["file"])
+
+
+def test_bad_plugin_set_inputs_are_refused_before_anything_is_built(os_xenapi_wheel, tmp_path):
+    out = tmp_path / "out"
+    victoria = run_build(*with_sets("--nova-version", "22.0.0", "--output", str(out)))
+    assert victoria.returncode == 1 and "nova 22.0.0: the collection has no Dom0 plugin set" in victoria.stderr
+    unknown = run_build(*with_sets("--plugin-set", "os-xenapi-9", "--output", str(out)))
+    assert unknown.returncode == 1 and "unknown Dom0 plugin set 'os-xenapi-9'" in unknown.stderr
+    offline = tmp_path / "offline"
+    offline.mkdir()
+    missing = run_build("--nova-version", "21.2.4", "--plugin-archives", str(offline), "--output", str(out))
+    assert missing.returncode == 1 and OS_XENAPI["file"] + " is not in the offline archive directory" in missing.stderr
+    assert OS_XENAPI["url"] in missing.stderr
+    # An archive that is not the pinned one: another sha256.
+    with open(os_xenapi_wheel, "rb") as handle:
+        (offline / OS_XENAPI["file"]).write_bytes(handle.read() + b"\0")
+    tampered = run_build("--nova-version", "21.2.4", "--plugin-archives", str(offline), "--output", str(out))
+    assert tampered.returncode == 1 and "not the pinned %s" % OS_XENAPI["sha256"] in tampered.stderr
+    for proc in (victoria, unknown, missing, tampered):
+        assert "Traceback" not in proc.stderr
+    assert not out.exists() or not os.listdir(out)
+
+
+def test_a_file_that_differs_from_its_pin_is_refused(tmp_path):
+    """Per-file pins hold for archives PyPI has no digest for (nova 13's sdist): a changed file is refused."""
+    plugins = "nova-13.1.4/plugins/xenserver/xenapi/etc/xapi.d/plugins"
+    source = dict(SETS["sets"]["nova-13"]["sources"][0])
+    archive = tmp_path / source["file"]
+    with tarfile.open(archive, "w:gz") as tar:
+        for name in source["files"]:
+            data = b"not nova's file\n"
+            info = tarfile.TarInfo("%s/%s" % (plugins, name))
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    with pytest.raises(dom0_plugin_sets.PluginSetError, match=r"has sha256 .* not the pinned"):
+        dom0_plugin_sets.plugin_files(SETS, "nova-13", archives_dir=str(tmp_path))
+
+
+def test_a_build_is_known_by_its_content(key, os_xenapi_wheel, tmp_path):
+    """Other plugins give a higher release than any applied (XAPI's yum upgrade installs it); the same content keeps
+    its version and uuid; a build of the same content again changes nothing."""
+    out = str(tmp_path / "out")
+    first = signed(key, *with_sets("--nova-version", "21.2.4", "--output", out))
+    assert first["release"] == "1." + first["content"]
+    # Applied on a host: the next run names it, and the same content keeps its release, uuid and ISO.
+    again = signed(key, *with_sets("--nova-version", "21.2.4", "--applied-version", first["version"], "--output", out))
+    assert (again["version"], again["uuid"], again["changed"]) == (first["version"], first["uuid"], False)
+    # Other plugins (the Queens set) over the applied build: release 2.
+    other = signed(
+        key, *with_sets("--plugin-set", "os-xenapi-0.3.1", "--applied-version", first["version"], "--output", out)
+    )
+    assert other["content"] != first["content"] and other["release"] == "2." + other["content"]
+    assert other["uuid"] != first["uuid"]
+    rpm = "xenserver-openstack-plugins-%s.noarch.rpm" % other["version"]
+    local = extract(other["iso"], "/Packages/" + rpm, tmp_path / rpm)
+    assert rpm_query(local, "--qf", "%{VERSION}-%{RELEASE}") == other["version"]
+    # Back to the first content while the second is applied: higher again, never a downgrade.
+    back = signed(
+        key,
+        *with_sets("--nova-version", "21.2.4", "--applied-version", other["version"], "--output", out),
+    )
+    assert back["release"] == "3." + first["content"]
