@@ -8,6 +8,7 @@ services are never touched. Without root the restart assertions are skipped (XO_
 
 import ast
 import hashlib
+import io
 import json
 import os
 import py_compile
@@ -16,16 +17,24 @@ import subprocess
 import sys
 import tarfile
 import textwrap
+import zipfile
 
 import pytest
 import yaml
 from bedlib import ROOT, ansible_env
 from xapisim.pytest_plugin import scenario_path
 
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+import dom0_plugin_sets  # tools/ is not a package
+
 NOVA_VERSION = "21.2.4"
 CACHE = os.path.join(ROOT, ".build", "cache", "pypi")
 ROLE_PATCH = os.path.join(ROOT, "roles", "misc_patches", "files", "patches", "nova", "xenapi-config-drive.patch")
+OS_XENAPI_PATCH = os.path.join(
+    ROOT, "roles", "misc_patches", "files", "patches", "os-xenapi", "python3-plugin-calls.patch"
+)
 PATCHED = ("nova/virt/xenapi/vm_utils.py", "nova/virt/xenapi/volume_utils.py")
+OS_XENAPI = dom0_plugin_sets.load()["sets"]["os-xenapi-0.3.4"]["sources"][0]
 AS_ROOT = os.geteuid() == 0
 PLAY_HEADER = """
 - name: Preflight, then a change
@@ -215,6 +224,9 @@ def nova_tree(tmp_path_factory):
             if m.name.startswith((top + "nova/", top + "nova.egg-info/")) and not m.name.startswith(top + "nova/tests/")
         ]
         archive.extractall(target, members=members, filter="data")
+    # os-xenapi next to it, as pip and the distributions install them: its client is patched too.
+    with zipfile.ZipFile(io.BytesIO(dom0_plugin_sets.fetch(OS_XENAPI, cache_dir=CACHE))) as wheel:
+        wheel.extractall(target / top, [n for n in wheel.namelist() if n.startswith("os_xenapi/")])
     return str(target / top)
 
 
@@ -274,7 +286,8 @@ def patch_bed(tmp_path, nova_tree):
     trees = {name: str(tmp_path / name) for name in ("fresh", "distro", "conflict")}
     for tree in trees.values():
         shutil.copytree(nova_tree, tree)
-    subprocess.run(["patch", "-s", "-p1", "-d", trees["distro"], "-i", ROLE_PATCH], check=True)
+    for fix in (ROLE_PATCH, OS_XENAPI_PATCH):  # a distribution that ships both fixes
+        subprocess.run(["patch", "-s", "-p1", "-d", trees["distro"], "-i", fix], check=True)
     vm_utils = os.path.join(trees["conflict"], PATCHED[0])
     with open(vm_utils) as handle:
         text = handle.read()
@@ -359,7 +372,9 @@ def test_the_config_drive_patch_on_a_real_nova_tree(patch_bed):
     assert digest(trees["conflict"]) == bed["conflict"]
     assert not os.path.exists(hosts["conflict"]["misc_patches_state_dir"])
     # The fresh tree: both patches, still compiling, recorded, one restart.
-    assert changed_files(trees["fresh"], bed["pristine"]) == sorted([*PATCHED, "nova/virt/xenapi/fake.py"])
+    assert changed_files(trees["fresh"], bed["pristine"]) == sorted(
+        [*PATCHED, "nova/virt/xenapi/fake.py", "os_xenapi/client/session.py"]
+    )
     for relative in PATCHED:
         py_compile.compile(os.path.join(trees["fresh"], relative), doraise=True, cfile=str(bed["tmp"] / "c.pyc"))
     index = read_index(hosts["fresh"])
@@ -373,7 +388,7 @@ def test_the_config_drive_patch_on_a_real_nova_tree(patch_bed):
     assert read_index(hosts["distro"])["nova-xenapi-config-drive"]["origin"] == "distribution"
     assert not os.path.exists(record(hosts["distro"]))
     if AS_ROOT:
-        assert actions(bed["log"]) == ["stop", "start"]  # it was stopped: started, once for two patches
+        assert actions(bed["log"]) == ["stop", "start"]  # it was stopped: started, once for three patches
     patched_code_works(trees["fresh"], bed["nova"])
 
     code, report, output = bed["run"](first_name="Again", first_check_mode=False, second_name="Revert",

@@ -334,7 +334,6 @@ def test_the_pack_carries_the_plugins_of_the_computes_nova(key, os_xenapi_wheel,
     assert "os-xenapi-0.3.4" in description.findtext("name-description")
 
 
-
 @pytest.mark.parametrize(
     ("versions", "wanted"),
     [

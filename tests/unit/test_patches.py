@@ -1,8 +1,11 @@
 """The patch bookkeeping of the misc_patches role (which patches to apply, keep, leave alone or revert), and the
 patch data it ships. The patches against a real nova tree are in tests/integration/test_misc_patches_part2.py."""
 
+import io
 import os
+import pickle
 import re
+import xmlrpc.client
 
 import pytest
 import yaml
@@ -115,8 +118,8 @@ def test_the_shipped_patch_sets_are_valid_and_their_files_are_unified_diffs_for_
             assert targets, path
             for target in targets:
                 stripped = target.split("/", patch["strip"])[-1]
-                assert stripped.startswith("nova/virt/xenapi/"), target
-            assert patch["services"] == ["nova-compute"]
+                assert stripped.startswith(("nova/virt/xenapi/", "os_xenapi/client/")), target
+            assert "nova-compute" in patch["services"]
 
 
 def test_the_argument_specs_cover_every_default_with_the_same_value():
@@ -129,3 +132,52 @@ def test_the_argument_specs_cover_every_default_with_the_same_value():
     for name, value in DEFAULTS.items():
         assert name in covered, name
         assert covered[name]["default"] == value, name
+
+
+def test_the_os_xenapi_patch_applies_to_os_xenapi_0_3_4_and_lets_python_3_talk_to_python_2_plugins(tmp_path):
+    """The patch applies (patch --dry-run, then for real) to os-xenapi 0.3.4's session.py from PyPI; the patched
+    call_plugin_serialized then sends a Python 2 plugin (os-xenapi's own utils.py pickling, run by Python 2.7) text it
+    reads, and reads its answer, where the unpatched code sends bytes and cannot read the answer."""
+    import subprocess
+    import sys
+    import zipfile
+
+    sys.path.insert(0, os.path.join(os.path.dirname(ROLE), "..", "tools"))
+    import dom0_plugin_sets
+
+    sets = dom0_plugin_sets.load()
+    source = sets["sets"]["os-xenapi-0.3.4"]["sources"][0]
+    archives = os.path.join(os.path.dirname(ROLE), "..", ".build", "archives")
+    wheel = dom0_plugin_sets.fetch(source, cache_dir=archives)
+    with zipfile.ZipFile(io.BytesIO(wheel)) as archive:
+        archive.extract("os_xenapi/client/session.py", str(tmp_path))
+    patch = os.path.join(ROLE, "files", "patches", "os-xenapi", "python3-plugin-calls.patch")
+    for extra in (["--dry-run"], []):
+        subprocess.run(["patch", "-p1", "--forward", "-s", *extra, "-i", patch], cwd=str(tmp_path), check=True)
+    patched = (tmp_path / "os_xenapi" / "client" / "session.py").read_text()
+    start = patched.index("    def call_plugin_serialized(")
+    method = patched[start : patched.index("\n    def ", start + 10)]
+    # The method, alone, on a stand-in session whose call_plugin runs a Python 2.7 "plugin" the way xapi would:
+    # the args map's string values in, the plugin's pickled answer (a string) out.
+    plugin = (  # a pickled plugin function as os-xenapi's utils.py wraps it, under Python 2.7, XML-RPC in and out
+        "import cPickle as pickle, sys, xmlrpclib\n"
+        "(session, args), fn = xmlrpclib.loads(sys.argv[1])\n"
+        "value = pickle.dumps({'got': repr(pickle.loads(args['params'])), 'text': 'caf\\xc3\\xa9'})\n"
+        "sys.stdout.write(xmlrpclib.dumps(({'Status': 'Success', 'Value': value},), methodresponse=True))\n"
+    )
+    pyenv_root = subprocess.check_output(["pyenv", "root"], text=True).strip()
+    python27 = os.path.join(pyenv_root, "versions", "2.7.18", "bin", "python")
+    namespace = {"pickle": pickle, "re": re, "sys": sys}
+
+    class Session:
+        def call_plugin(self, plugin_name, fn, args):
+            assert all(isinstance(v, str) and v.isascii() for v in args.values()), args
+            call = xmlrpc.client.dumps(("OpaqueRef:session", args), methodname=fn)
+            proc = subprocess.run([python27, "-c", plugin, call], capture_output=True, text=True, check=True)
+            ((result,), _method) = xmlrpc.client.loads(proc.stdout)
+            return result["Value"]
+
+    exec(compile("class Patched(object):\n" + method, "session.py", "exec"), namespace)
+    answer = namespace["Patched"].call_plugin_serialized(Session(), "dom0_plugin_version.py", "get_version", "é", k=2)
+    # What Python 2 unpickled (its repr), and a UTF-8 str of Python 2 read back as text.
+    assert answer == {"got": "{u'args': (u'\\xe9',), u'kwargs': {u'k': 2}}", "text": "café"}
