@@ -22,7 +22,13 @@ NODE_FILES = sorted(
     + [os.path.join(ROOT, "roles", "misc_patches", "files", "xenserver-openstack-image-cache")]
 )
 # Python run inline on the nodes by roles (ansible.builtin.command with "python -c").
-INLINE = {"misc_patches _misc_patches_read_node": ("roles/misc_patches/vars/main.yml", "_misc_patches_read_node")}
+INLINE = {
+    "misc_patches _misc_patches_read_node": ("roles/misc_patches/vars/main.yml", "_misc_patches_read_node"),
+    "dom0_suppack __dom0_suppack_versions_script": (
+        "roles/dom0_suppack/vars/main.yml",
+        "__dom0_suppack_versions_script",
+    ),
+}
 COMPILE = "import sys\nfor path in sys.argv[1:]:\n    compile(open(path).read(), path, 'exec')\n"
 
 

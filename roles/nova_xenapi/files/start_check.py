@@ -10,9 +10,9 @@ import re
 import sys
 
 try:
-    from xmlrpc.client import ProtocolError
+    from xmlrpc.client import ProtocolError  # novermin: Python 3, xmlrpclib below on 2.7
 except ImportError:  # Python 2
-    from xmlrpclib import ProtocolError
+    from xmlrpclib import ProtocolError  # novermin: Python 2.7 only
 
 
 def client():
