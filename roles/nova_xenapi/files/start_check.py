@@ -86,7 +86,7 @@ def main():
         # os-xenapi 0.3.4 from Python 3 sends its pickle as <base64>, which xapi answers with HTTP 500.
         kind = "client_python3" if sys.version_info[0] >= 3 and error.errcode == 500 else "other"
         result.update(kind=kind, error=["HTTP %s %s from %s" % (error.errcode, error.errmsg, wanted["url"])])
-    except (IOError, OSError) as error:  # noqa: UP024 (IOError is not OSError on Python 2.7)
+    except (IOError, OSError) as error:
         result.update(kind="unreachable", error=["%s: %s" % (type(error).__name__, error)])
     except Exception as error:  # anything else nova's client raises; the role shows it as is
         result.update(kind="other", error=["%s: %s" % (type(error).__name__, error)])
