@@ -575,6 +575,9 @@ def inventory(state: State, pairs: list[Pair], scenarios: dict[int, dict]) -> di
     def host(ns: str, **hostvars: str) -> dict:
         return dict(ansible_netns_name=ns, **hostvars)
 
+    # The compute VMs' Python: the modules, nova's stand-in and the role scripts run with it.
+    target_python = state.data.get("target_python") or state.data["python"]
+
     compute = {
         pair.compute: host(
             pair.compute_ns,
@@ -592,13 +595,14 @@ def inventory(state: State, pairs: list[Pair], scenarios: dict[int, dict]) -> di
             openstack_tenant_nic=NETWORKS["storage"][1],
             nova_xenapi_nova_version="21.2.4",
             dom0_suppack_nova_version="21.2.4",  # the pack carries that nova's Dom0 plugins (os-xenapi 0.3.4's)
-            nova_xenapi_python=state.data["python"],
+            ansible_python_interpreter=target_python,
+            nova_xenapi_python=target_python,
             nova_xenapi_config_group="root",
             nova_xenapi_neutron_config_group="root",
             nova_xenapi_ceilometer_config_group="root",
             # The roles' paths outside the host's /etc entries, in its own root (another bed shares the machine's).
             dom0_suppack_remote_dir=str(pair.compute_dir / "root" / "var" / "tmp" / "xenserver-openstack"),
-            misc_patches_python=state.data["python"],
+            misc_patches_python=target_python,
             misc_patches_image_cache_script=str(
                 pair.compute_dir / "root" / "usr" / "local" / "sbin" / "xenserver-openstack-image-cache"
             ),
@@ -639,6 +643,7 @@ def claim(state: State, args: argparse.Namespace) -> None:
         "pairs": args.pairs,
         "scenario": str(scenario_path(args.scenario)),
         "python": args.python,
+        "target_python": args.target_python,
         "himn_lease": not args.no_himn_lease,
     }
     recorded = {key: state.data.get(key) for key in wanted}
@@ -830,6 +835,15 @@ def show_inventory(args: argparse.Namespace) -> int:
 COMMANDS = {"up": up, "down": down, "status": status, "inventory": show_inventory}
 
 
+def target_python(value: str) -> str:
+    """The interpreter for --target-python: a path, or a version naming a target venv of .build/targets."""
+    path = REPO / ".build" / "targets" / ("py" + value) / "bin" / "python" if "/" not in value else Path(value)
+    if not os.access(path, os.X_OK):
+        hint = "run scripts/setup.sh to build the target venvs" if "/" not in value else "give an interpreter's path"
+        raise argparse.ArgumentTypeError("%s is not an executable Python (%s)" % (path, hint))
+    return str(path)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bed.py", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -847,6 +861,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     up_parser.add_argument(
         "--python", default=sys.executable, help="Python for the simulator, its plugins and Ansible (default: this one)"
+    )
+    up_parser.add_argument(
+        "--target-python",
+        type=target_python,
+        help="the compute VMs' Python: a path, or 2.7, 3.6 or 3.8 for the target venv scripts/setup.sh built in "
+        ".build/targets (default: --python)",
     )
     up_parser.add_argument(
         "--no-himn-lease", action="store_true", help="leave the compute VMs' HIMN NIC without an address"

@@ -105,13 +105,17 @@ class Bed:
         assert proc.stdout.readline().strip() == "ready"
         return proc
 
-    def playbook(self, playbook, *args):
-        """Run ansible-playbook on the bed; return (returncode, the json callback's report or None, output)."""
+    def playbook(self, playbook, *args, line=None):
+        """Run ansible-playbook on the bed; return (returncode, the json callback's report or None, output).
+
+        ``line``: a pythons.Line, to run that ansible-core line's ansible-playbook with its collections.
+        """
+        env = ansible_env() if line is None else line.env(ansible_env())
         run = subprocess.run(
-            ["ansible-playbook", playbook, "-i", self.inventory, *args],
+            [line.tool("ansible-playbook") if line else "ansible-playbook", playbook, "-i", self.inventory, *args],
             capture_output=True,
             text=True,
-            env=ansible_env(),
+            env=env,
             cwd=ROOT,
             check=False,
         )
