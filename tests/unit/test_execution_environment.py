@@ -13,6 +13,7 @@ import sys
 
 import pytest
 import yaml
+from packaging.specifiers import SpecifierSet
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VENV = os.path.join(ROOT, ".build", "ansible-builder-venv")
@@ -108,8 +109,15 @@ def test_containerfile_installs_this_collection_and_a_matching_ansible_core(cont
     assert "ansible-galaxy collection install --offline" in containerfile
     assert "/build/collections/xenserver-openstack-*.tar.gz" in containerfile
     with open(os.path.join(ROOT, "meta", "runtime.yml")) as handle:
-        requires = yaml.safe_load(handle)["requires_ansible"]
-    assert "ansible-core>=%s" % re.match(r">=\s*(\d+\.\d+)", requires).group(1) in containerfile
+        requires = SpecifierSet(yaml.safe_load(handle)["requires_ansible"])
+    pin = SpecifierSet(re.search(r"ansible-core([<>=!~][^'\"\s]*)", containerfile).group(1))
+    # Every ansible-core the environment can get is one the collection supports, and one that still manages the
+    # Python 3.8 of Ussuri's computes: 2.18 and 2.19 do, 2.17 does not take the newest controllers, 2.20+ refuse 3.8.
+    releases = ["2.%d.%d" % (minor, patch) for minor in range(14, 24) for patch in range(30)]
+    allowed = [release for release in releases if release in pin]
+    assert allowed, "the environment's ansible-core pin %s allows no release" % pin
+    assert all(release in requires for release in allowed), (pin, requires)
+    assert {release.rsplit(".", 1)[0] for release in allowed} <= {"2.18", "2.19"}, pin
     with open(os.path.join(ROOT, "galaxy.yml")) as handle:
         dependencies = yaml.safe_load(handle)["dependencies"]
     with open(context / "_build" / "requirements.yml") as handle:
