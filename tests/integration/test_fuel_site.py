@@ -25,6 +25,7 @@ import re
 import subprocess
 import sys
 
+import pluginsets
 import pytest
 import yaml
 from bedlib import ROOT, TESTS, Bed, ansible_env, ns, task_results
@@ -225,6 +226,9 @@ def test_site_yml_with_the_fuel_inventory_runs_the_whole_flow(fuel_bed, fuel_inv
 
     for i in range(1, PAIRS + 1):
         dom0 = ns("dom0-%d" % i)
+        # "Install Nova Plugins": nova's (and neutron's netwrap) with the collection's own.
+        plugins = set(os.listdir(os.path.join(bed.root("dom0-%d" % i), "etc", "xapi.d", "plugins")))
+        assert {"dom0_plugin_version.py", "xenhost.py", "netwrap.py", "xenserver_openstack"} <= plugins, plugins
         routes = bed.run(dom0, "ip", "-4", "route").stdout
         for cidr in (MGMT + ".0/24", STORAGE + ".0/24"):  # the CIDRs of Fuel's data
             assert "%s via 169.254.0.2 dev xenapi" % cidr in routes
@@ -258,6 +262,10 @@ def test_a_fuel_task_runs_on_its_node_only(fuel_inventory, tmp_path):
     )
     folder = os.path.join(built.stdout.split()[0], "deployment_scripts")
     bed_overrides(bed_inventory, folder, keep_connection=False, hosts={"compute-1"})
+    # A node has no way to PyPI: nova's plugin set comes from an offline directory of the archives.
+    pluginsets.archive()
+    node_vars = os.path.join(folder, "host_vars", "compute-1.yml")
+    dump(node_vars, dict(load(node_vars), dom0_suppack_plugin_archives=pluginsets.ARCHIVES))
     # Ansible's other collections where a node's root has them.
     home = tmp_path / "home"
     (home / ".ansible" / "collections").mkdir(parents=True)

@@ -19,13 +19,11 @@ import tarfile
 import textwrap
 import zipfile
 
+import pluginsets
 import pytest
 import yaml
 from bedlib import ROOT, ansible_env
 from xapisim.pytest_plugin import scenario_path
-
-sys.path.insert(0, os.path.join(ROOT, "tools"))
-import dom0_plugin_sets  # tools/ is not a package
 
 NOVA_VERSION = "21.2.4"
 CACHE = os.path.join(ROOT, ".build", "cache", "pypi")
@@ -34,7 +32,6 @@ OS_XENAPI_PATCH = os.path.join(
     ROOT, "roles", "misc_patches", "files", "patches", "os-xenapi", "python3-plugin-calls.patch"
 )
 PATCHED = ("nova/virt/xenapi/vm_utils.py", "nova/virt/xenapi/volume_utils.py")
-OS_XENAPI = dom0_plugin_sets.load()["sets"]["os-xenapi-0.3.4"]["sources"][0]
 AS_ROOT = os.geteuid() == 0
 PLAY_HEADER = """
 - name: Preflight, then a change
@@ -225,7 +222,7 @@ def nova_tree(tmp_path_factory):
         ]
         archive.extractall(target, members=members, filter="data")
     # os-xenapi next to it, as pip and the distributions install them: its client is patched too.
-    with zipfile.ZipFile(io.BytesIO(dom0_plugin_sets.fetch(OS_XENAPI, cache_dir=CACHE))) as wheel:
+    with zipfile.ZipFile(io.BytesIO(pluginsets.archive())) as wheel:
         wheel.extractall(target / top, [n for n in wheel.namelist() if n.startswith("os_xenapi/")])
     return str(target / top)
 

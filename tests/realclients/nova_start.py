@@ -67,8 +67,13 @@ def main(config_files):
         step = "get_host_ip_addr"
         done["host_ip"] = xenapi.get_host_ip_addr()
     except Exception as error:  # the test shows nova's own exception and where it happened
-        return dict(ok=False, step=step, done=done, error="%s: %s" % (type(error).__name__, error),
-                    traceback=traceback.format_exc()[-4000:])
+        return dict(
+            ok=False,
+            step=step,
+            done=done,
+            error="%s: %s" % (type(error).__name__, error),
+            traceback=traceback.format_exc()[-4000:],
+        )
     return dict(ok=True, done=done)
 
 

@@ -11,6 +11,7 @@ import sys
 import tarfile
 import xml.etree.ElementTree as ET
 
+import pluginsets
 import pytest
 
 TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -287,19 +288,14 @@ def test_an_unchanged_build_is_not_made_again(key, tmp_path):
 
 
 # --- nova's Dom0 plugin sets -------------------------------------------------------------------------------------
-sys.path.insert(0, os.path.join(ROOT, "tools"))
-import dom0_plugin_sets  # noqa: E402  (tools/ is not a package)
-
-SETS = dom0_plugin_sets.load()
-ARCHIVES = os.path.join(ROOT, ".build", "archives")  # the download cache of the tests (kept between runs)
-OS_XENAPI = SETS["sets"]["os-xenapi-0.3.4"]["sources"][0]
-PLUGIN_DIR = "/etc/xapi.d/plugins"
+SETS, ARCHIVES, OS_XENAPI = pluginsets.SETS, pluginsets.ARCHIVES, pluginsets.OS_XENAPI
+dom0_plugin_sets = pluginsets.dom0_plugin_sets
 
 
 @pytest.fixture(scope="module")
 def os_xenapi_wheel():
     """os-xenapi 0.3.4's wheel from PyPI (checked against its pin), cached under .build/archives."""
-    dom0_plugin_sets.fetch(OS_XENAPI, cache_dir=ARCHIVES)
+    pluginsets.archive()
     return os.path.join(ARCHIVES, OS_XENAPI["file"])
 
 
@@ -311,6 +307,9 @@ def rpm_files(iso, rpm, tmp_path):
     local = extract(iso, "/Packages/" + rpm, tmp_path / rpm)
     listing = subprocess.run(["rpm", "-qlpv", "--nosignature", local], capture_output=True, text=True, check=True)
     return dict((line.split()[-1], line.split()[0]) for line in listing.stdout.splitlines())
+
+
+PLUGIN_DIR = "/etc/xapi.d/plugins"
 
 
 def test_the_pack_carries_the_plugins_of_the_computes_nova(key, os_xenapi_wheel, tmp_path):

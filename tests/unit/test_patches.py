@@ -7,6 +7,7 @@ import pickle
 import re
 import xmlrpc.client
 
+import pluginsets
 import pytest
 import yaml
 from ansible.errors import AnsibleFilterError
@@ -142,13 +143,7 @@ def test_the_os_xenapi_patch_applies_to_os_xenapi_0_3_4_and_lets_python_3_talk_t
     import sys
     import zipfile
 
-    sys.path.insert(0, os.path.join(os.path.dirname(ROLE), "..", "tools"))
-    import dom0_plugin_sets
-
-    sets = dom0_plugin_sets.load()
-    source = sets["sets"]["os-xenapi-0.3.4"]["sources"][0]
-    archives = os.path.join(os.path.dirname(ROLE), "..", ".build", "archives")
-    wheel = dom0_plugin_sets.fetch(source, cache_dir=archives)
+    wheel = pluginsets.archive()
     with zipfile.ZipFile(io.BytesIO(wheel)) as archive:
         archive.extract("os_xenapi/client/session.py", str(tmp_path))
     patch = os.path.join(ROLE, "files", "patches", "os-xenapi", "python3-plugin-calls.patch")
