@@ -4,7 +4,8 @@
 # copy of the collection at .../ansible_collections/xenserver/openstack (ansible-test needs that path and
 # refuses symlinks). Two workarounds make it work without Docker and without the internet: get-pip
 # stand-ins that use ensurepip + the package index, and a directory of real interpreters (not pyenv shims)
-# first on PATH.
+# first on PATH. For its import test on Python 2.7, ansible-test 2.16 itself installs virtualenv 16.7.12 (the
+# last without dependencies) into that Python's user site, from the package index.
 #   scripts/sanity.sh [--line 2.16|2.21] [ansible-test sanity arguments, e.g. --test pylint]
 set -euo pipefail
 cd "$(dirname "$0")/.."
