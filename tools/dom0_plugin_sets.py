@@ -37,7 +37,7 @@ def load(path=DATA):
 
 
 def _major(version):
-    head = str(version or "").split(".")[0]
+    head = str(version or "").split(".", maxsplit=1)[0]
     return head if head.isdigit() else ""
 
 
