@@ -10,18 +10,19 @@ __metaclass__ = type
 
 DOCUMENTATION = r"""
 module: xen_dom0_config
-short_description: Dom0 housekeeping through XenAPI - cron job, firewall chain, module blacklist, conntrackd, files
+short_description: Dom0 housekeeping through XenAPI - cron job, firewall chain, module blacklist, conntrackd
 version_added: 0.1.0
 description:
   - Changes Dom0 of a XenServer / XCP-ng host through XenAPI only, never over SSH, with the collection's Dom0 plugin
     (C(host.call_plugin)). Install the plugin first (role C(xenserver.openstack.dom0_suppack)).
   - The plugin has one operation per kind of change, each with typed parameters, idempotent, and reporting whether it
-    changed anything. It refuses any file outside its fixed directories and any service not in its list; the module
-    fails with the plugin's message as is.
-  - The operations run in this order - O(files), O(unblacklist_modules), O(firewall), O(conntrackd),
-    O(console_log_rotation), O(restart_services) - each only when its option is set. They go to Dom0 in one call of
-    the plugin (its C(batch) function), so Dom0 starts one Python per module run. A refused or failed operation
-    stops the run; the message names it and the operations done before it.
+    changed anything. It writes only files it renders itself, at fixed paths, from those parameters (no text of the
+    caller reaches a Dom0 file), removes only files it created, and restarts only the services in its list; the
+    module fails with the plugin's message as is.
+  - The operations run in this order - O(unblacklist_modules), O(firewall), O(conntrackd), O(console_log_rotation),
+    O(restart_services) - each only when its option is set. They go to Dom0 in one call of the plugin (its C(batch)
+    function), so Dom0 starts one Python per module run. The plugin checks every operation before it runs the first
+    one; an operation that fails stops the run, and the message names it and the operations done before it.
 extends_documentation_fragment:
   - xenserver.openstack.xenapi
   - xenserver.openstack.attributes
@@ -43,29 +44,6 @@ options:
     description:
       - UUID of the host whose Dom0 is changed, for runs that are not on a VM of that host.
     type: str
-  files:
-    description:
-      - Files directly in C(/etc/logrotate.d) or C(/etc/modprobe.d) of Dom0. Other paths are refused.
-    type: list
-    elements: dict
-    suboptions:
-      path:
-        description: Absolute path in Dom0, for example C(/etc/logrotate.d/openvswitch-extra).
-        type: str
-        required: true
-      content:
-        description: The whole content of the file (O(files[].state=present)).
-        type: str
-        default: ""
-      mode:
-        description: Octal mode without execute or special bits.
-        type: str
-        default: "0644"
-      state:
-        description: Whether the file exists with that content and mode, or not at all.
-        type: str
-        choices: [present, absent]
-        default: present
   console_log_rotation:
     description:
       - The guest console log job, in a file of its own, C(/etc/cron.d/xenserver-openstack-console-logs), with
@@ -79,7 +57,8 @@ options:
     type: dict
     suboptions:
       state:
-        description: Whether the job is scheduled.
+        description:
+          - Whether the job is scheduled. V(absent) removes the job's file only when the plugin wrote it.
         type: str
         choices: [present, absent]
         default: present
@@ -129,31 +108,42 @@ options:
             required: true
   unblacklist_modules:
     description:
-      - Kernel modules whose blacklisting (C(blacklist), C(install ... /bin/true), C(alias ... off) lines) is removed
-        from the files in C(/etc/modprobe.d). A file left with nothing but comments is removed.
+      - Kernel modules whose blacklisting (C(blacklist), C(install ... /bin/true), C(alias ... off) lines) is commented
+        out in the files of C(/etc/modprobe.d). No file is removed (a package's configuration file that is removed
+        comes back with the package's next update; an edited one stays).
       - V(bridge) is what the neutron security groups in Dom0 need.
     type: list
     elements: str
     choices: [bridge]
   conntrackd:
     description:
-      - conntrackd in Dom0 with this configuration (statistics mode), needed by the neutron security groups that run
-        in Dom0. The original C(/etc/conntrackd/conntrackd.conf) is kept once, as C(conntrackd.conf.back); an
-        existing backup is never replaced. C(/etc/logrotate.d/conntrackd) gets O(conntrackd.logrotate).
+      - conntrackd in Dom0 in statistics mode, needed by the neutron security groups that run in Dom0. The plugin
+        writes C(/etc/conntrackd/conntrackd.conf) from O(conntrackd.hash_size) and O(conntrackd.hash_limit), and
+        C(/etc/logrotate.d/conntrackd) (daily, or sooner past O(conntrackd.log_maxsize)). The original
+        C(conntrackd.conf) is kept once, as C(conntrackd.conf.back); an existing backup is never replaced.
         conntrackd is restarted only when its configuration changed (or a restart after an earlier change failed).
       - Skipped on hosts older than platform version 2.1.0 (XenServer 6.5), which have no conntrack; the result's
         RV(not_run) says so.
       - Fails when conntrack-tools is not installed in Dom0.
     type: dict
     suboptions:
-      config:
-        description: The whole C(conntrackd.conf).
+      hash_size:
+        description: conntrackd's C(HashSize) (1024 to 16777216).
+        type: int
+        default: 32768
+      hash_limit:
+        description: conntrackd's C(HashLimit) (1024 to 268435456).
+        type: int
+        default: 131072
+      log_maxsize:
+        description: conntrackd's logs are rotated when larger than this (logrotate C(maxsize) - a number, then
+          C(k), C(M) or C(G)).
         type: str
-        required: true
-      logrotate:
-        description: The logrotate stanza for conntrackd's logs. Empty removes the file.
-        type: str
-        default: ""
+        default: 50M
+      log_rotate:
+        description: How many rotated logs are kept (0 to 1000).
+        type: int
+        default: 7
       restart:
         description: Whether to restart conntrackd when its configuration changed.
         type: bool
@@ -189,8 +179,9 @@ EXAMPLES = r"""
   xenserver.openstack.xen_dom0_config:
     password: "{{ xenserver_password }}"
     conntrackd:
-      config: "{{ lookup('ansible.builtin.template', 'conntrackd-stats.conf.j2') }}"
-      logrotate: "{{ lookup('ansible.builtin.template', 'conntrackd.logrotate.j2') }}"
+      hash_size: 65536
+      hash_limit: 262144
+      log_maxsize: 100M
 """
 
 RETURN = r"""
@@ -228,7 +219,7 @@ from ansible_collections.xenserver.openstack.plugins.module_utils._xenapi import
 
 # Hosts older than this have no conntrack in Dom0 (XenServer 6.5 is 1.9.0).
 CONNTRACK_PLATFORM = (2, 1, 0)
-OPERATIONS = ("files", "unblacklist_modules", "firewall", "conntrackd", "console_log_rotation", "restart_services")
+OPERATIONS = ("unblacklist_modules", "firewall", "conntrackd", "console_log_rotation", "restart_services")
 
 
 def version_tuple(text):
@@ -243,16 +234,6 @@ class XenDom0ConfigModule(XenAPIModule):
     argument_spec = dict(
         vm_uuid=dict(type="str"),
         host_uuid=dict(type="str"),
-        files=dict(
-            type="list",
-            elements="dict",
-            options=dict(
-                path=dict(type="str", required=True),
-                content=dict(type="str", default=""),
-                mode=dict(type="str", default="0644"),
-                state=dict(type="str", choices=["present", "absent"], default="present"),
-            ),
-        ),
         console_log_rotation=dict(
             type="dict",
             options=dict(
@@ -282,8 +263,10 @@ class XenDom0ConfigModule(XenAPIModule):
         conntrackd=dict(
             type="dict",
             options=dict(
-                config=dict(type="str", required=True),
-                logrotate=dict(type="str", default=""),
+                hash_size=dict(type="int", default=32768),
+                hash_limit=dict(type="int", default=131072),
+                log_maxsize=dict(type="str", default="50M"),
+                log_rotate=dict(type="int", default=7),
                 restart=dict(type="bool", default=True),
             ),
         ),
@@ -330,7 +313,7 @@ class XenDom0ConfigModule(XenAPIModule):
         diffs = []
         for (name, _function, _params), answer in zip(planned, answers):
             self.result["changed"] = self.result["changed"] or bool(answer.get("changed"))
-            if name in ("files", "restart_services"):
+            if name == "restart_services":
                 self.result["operations"].setdefault(name, []).append(answer)
             else:
                 self.result["operations"][name] = answer
@@ -363,10 +346,6 @@ class XenDom0ConfigModule(XenAPIModule):
     # Each operation returns its plugin calls: [(function, params)].
 
     @staticmethod
-    def _files(files, _software):
-        return [("file_ensure", item) for item in files]
-
-    @staticmethod
     def _unblacklist_modules(modules, _software):
         return [("modprobe_unblacklist", dict(modules=modules))]
 
@@ -388,8 +367,7 @@ class XenDom0ConfigModule(XenAPIModule):
                 platform or "unknown",
             )
             return []
-        params = dict(content=conntrackd["config"], logrotate=conntrackd["logrotate"], restart=conntrackd["restart"])
-        return [("conntrackd_config", params)]
+        return [("conntrackd_config", dict(conntrackd))]
 
     @staticmethod
     def _console_log_rotation(job, _software):

@@ -19,8 +19,10 @@ description:
   - Works only through XenAPI; the routes are set by the collection's Dom0 plugin, which keeps them across
     Dom0 reboots and the HIMN bridge coming up late. Install the plugin first (role
     C(xenserver.openstack.dom0_suppack)).
-  - A route to the same network through the HIMN with another gateway is replaced. A route to it through any
-    other Dom0 interface is never touched; the module fails instead. Other routes are never rewritten.
+  - The plugin changes only routes it made. A route it made to the same network with another gateway is replaced;
+    any other route to that network (through the HIMN or another Dom0 interface) is never touched, and the module
+    fails instead. O(state=absent) removes only the routes the plugin made and saved.
+  - All the routes of a run are set and saved, or none (on a failure the plugin takes back what it had set).
 extends_documentation_fragment:
   - xenserver.openstack.xenapi
   - xenserver.openstack.attributes
@@ -32,13 +34,17 @@ attributes:
 options:
   networks:
     description:
-      - IPv4 networks in CIDR form, any prefix length. Host bits must be zero.
+      - IPv4 networks in CIDR form (dotted decimal), host bits zero.
+      - With O(state=present) the Dom0 plugin refuses networks wider than /8 (a default route, or its halves
+        0.0.0.0/1 and 128.0.0.0/1, would send all of Dom0's traffic to the compute VM), networks that overlap the
+        HIMN (169.254.0.0/16), a network Dom0 is on, loopback, multicast or 0.0.0.0/8.
     type: list
     elements: str
     required: true
   gateway:
     description:
-      - Address Dom0 sends the traffic to, on the HIMN.
+      - Address Dom0 sends the traffic to, on the HIMN (not Dom0's own 169.254.0.1, nor the HIMN's network or
+        broadcast address).
       - Defaults to the compute VM's HIMN address, as XAPI recorded it from its DHCP lease.
       - Ignored when O(state=absent).
     type: str
@@ -51,7 +57,7 @@ options:
     type: str
   state:
     description:
-      - V(present) routes the networks; V(absent) removes the routes this module made to them.
+      - V(present) routes the networks; V(absent) removes the routes this module made to them (others stay).
     type: str
     choices: [present, absent]
     default: present

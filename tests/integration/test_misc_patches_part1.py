@@ -187,7 +187,10 @@ def test_the_run_does_each_part(bed):
 
     # bridge no longer blacklisted; conntrackd in statistics mode, the original kept, restarted once.
     assert "blacklist bridge" in bed.seeded["modprobe.d/blacklist-bridge.conf"]
-    assert not os.path.exists(dom0_file(bed, "modprobe.d/blacklist-bridge.conf"))
+    blacklist = read(dom0_file(bed, "modprobe.d/blacklist-bridge.conf")).splitlines()
+    assert (
+        "# Commented out by xenserver.openstack: blacklist bridge" in blacklist and "blacklist bridge" not in blacklist
+    )
     assert read(dom0_file(bed, "conntrackd/conntrackd.conf.back")) == bed.seeded["conntrackd/conntrackd.conf"]
     assert "Stats {" in read(dom0_file(bed, "conntrackd/conntrackd.conf"))
     assert "/var/log/conntrackd-stats.log" in read(dom0_file(bed, "logrotate.d/conntrackd"))

@@ -9,24 +9,9 @@ import os
 import shutil
 import subprocess
 import sys
-import uuid
-import xmlrpc.client
 
 import pytest
-
-TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PLUGIN = os.path.join(os.path.dirname(TESTS), "dom0", "etc", "xapi.d", "plugins", "xenserver_openstack")
-DOM0LIB = os.path.join(TESTS, "xapisim", "dom0lib")
-
-
-def pyenv_python(version):
-    root = subprocess.run(["pyenv", "root"], capture_output=True, text=True, check=False).stdout.strip()
-    short = ".".join(version.split(".")[:2])
-    candidate = os.path.join(root, "versions", version, "bin", "python" + short) if root else ""
-    return candidate if os.access(candidate, os.X_OK) else shutil.which("python" + short)
-
-
-INTERPRETERS = {"python2.7": pyenv_python("2.7.18"), "python3.6": pyenv_python("3.6.15"), "venv": sys.executable}
+from dom0harness import DOM0_NETWORK, INTERPRETERS, PLUGIN, Dom0, Netns
 
 
 def test_plugin_source_is_python_2_7_and_3_6_compatible():
@@ -39,62 +24,13 @@ def test_plugin_source_is_python_2_7_and_3_6_compatible():
 
 @pytest.fixture
 def dom0(tmp_path):
-    """A Dom0-like namespace: bridge xenapi with 169.254.0.1/16, a veth to a peer at 169.254.0.2."""
-    name = "xs-plugin-%s" % uuid.uuid4().hex[:8]
-    subprocess.run(["ip", "netns", "add", name], check=True)
+    """A Dom0-like namespace: bridge xenapi with 169.254.0.1/16, a veth to a peer at 169.254.0.2, eth0 on
+    192.0.2.10/24; the plugin's files in a directory of the test."""
+    netns = Netns("xs-plugin-", DOM0_NETWORK)
     try:
-        for command in (
-            "ip link set lo up",
-            "ip link add xenapi type bridge",
-            "ip addr add 169.254.0.1/16 dev xenapi",
-            "ip link add vif9 type veth peer name peer9",
-            "ip link set vif9 master xenapi",
-            "ip link set xenapi up",
-            "ip link set vif9 up",
-            "ip link set peer9 up",
-            "ip link add eth0 type veth peer name eth0p",
-            "ip addr add 192.0.2.10/24 dev eth0",
-            "ip link set eth0p up",
-            "ip link set eth0 up",
-        ):
-            subprocess.run(["ip", "netns", "exec", name, *command.split()], check=True)
-        yield Dom0(name, str(tmp_path / "dom0root"))
+        yield Dom0(tmp_path, netns=netns.name)
     finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
-
-
-class Dom0:
-    def __init__(self, netns, root):
-        self.netns, self.root = netns, root
-
-    def call(self, function, params=None, python="venv"):
-        """Run the plugin as xapi does; return (Status, Value or ErrorDescription)."""
-        args = {"params": json.dumps(params)} if params is not None else {}
-        call = xmlrpc.client.dumps(("OpaqueRef:session", args), methodname=function)
-        env = dict(os.environ, PYTHONPATH=DOM0LIB, XENSERVER_OPENSTACK_ROOT=self.root)
-        run = subprocess.run(
-            ["ip", "netns", "exec", self.netns, INTERPRETERS[python], PLUGIN, call],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=True,
-        )
-        answer = xmlrpc.client.loads(run.stdout)[0][0]
-        if answer["Status"] == "Success":
-            return "Success", json.loads(answer["Value"])
-        return "Failure", answer["ErrorDescription"]
-
-    def routes(self):
-        out = subprocess.run(
-            ["ip", "netns", "exec", self.netns, "ip", "-4", "route", "show"], capture_output=True, text=True, check=True
-        ).stdout
-        return sorted(line.split(" proto ")[0].strip() for line in out.splitlines())
-
-    def ip(self, *args):
-        subprocess.run(["ip", "netns", "exec", self.netns, "ip", *args], check=True)
-
-    def file(self, relative):
-        return os.path.join(self.root, relative)
+        netns.delete()
 
 
 pytestmark = pytest.mark.root
@@ -143,7 +79,7 @@ def test_a_route_through_the_himn_with_an_old_gateway_is_replaced(dom0):
 
 
 def test_a_route_through_another_interface_is_never_touched(dom0):
-    dom0.ip("route", "add", "198.18.6.0/24", "via", "192.0.2.1", "dev", "eth0")
+    dom0.sh("ip", "route", "add", "198.18.6.0/24", "via", "192.0.2.1", "dev", "eth0")
     status, error = dom0.call("route_ensure", {"routes": ROUTES[2:3]})
     assert status == "Failure"
     assert error[:3] == ["XENAPI_PLUGIN_FAILURE", "route_ensure", "PluginError"]
@@ -166,7 +102,7 @@ def test_a_gateway_off_the_himn_is_refused(dom0):
 
 
 def test_remove_deletes_only_its_routes_and_forgets_them(dom0):
-    dom0.ip("route", "add", "198.18.9.0/24", "via", "192.0.2.1", "dev", "eth0")
+    dom0.sh("ip", "route", "add", "198.18.9.0/24", "via", "192.0.2.1", "dev", "eth0")
     before = dom0.routes()
     dom0.call("route_ensure", {"routes": ROUTES})
     status, result = dom0.call("route_remove", {"networks": [r["network"] for r in ROUTES] + ["198.18.9.0/24"]})
@@ -180,10 +116,9 @@ def test_remove_deletes_only_its_routes_and_forgets_them(dom0):
 
 def test_boot_replays_persisted_routes(dom0):
     dom0.call("route_ensure", {"routes": ROUTES})
-    dom0.ip("route", "flush", "proto", "boot")
+    dom0.sh("ip", "route", "flush", "proto", "boot")
     assert not any("xenapi" in r and "via" in r for r in dom0.routes())
-    env = dict(os.environ, XENSERVER_OPENSTACK_ROOT=dom0.root)
-    subprocess.run(["ip", "netns", "exec", dom0.netns, sys.executable, PLUGIN, "replay-routes"], env=env, check=True)
+    subprocess.run(dom0.argv("venv", "replay-routes"), env=dom0.env, check=True)
     for route in ROUTES:
         assert "%s via 169.254.0.2 dev xenapi" % route["network"] in dom0.routes()
 
@@ -193,3 +128,47 @@ def test_unknown_function_and_version(dom0):
     status, version = dom0.call("version")
     assert status == "Success"
     assert {"route_ensure", "route_remove", "route_list"} <= set(version["functions"])
+
+
+def fail_ip_for(dom0, network):
+    """Make the plugin's ``ip`` fail on one network (the machine's ip for everything else)."""
+    real = shutil.which("ip")
+    dom0.standin(
+        "ip",
+        '#!/bin/sh\ncase " $* " in *" %s "*) [ "$1" = route ] && [ "$2" != show ] && '
+        '{ echo "RTNETLINK answers: No buffer space available" >&2; exit 2; };; esac\nexec %s "$@"\n' % (network, real),
+    )
+
+
+@pytest.mark.parametrize("python", ["python2.7", "python3.6"])
+def test_route_ensure_sets_all_routes_or_none(dom0, python):
+    dom0.ok("route_ensure", {"routes": ROUTES[:1]}, python)
+    saved = open(dom0.file("etc/sysconfig/xenserver-openstack-routes.json")).read()
+    before = dom0.routes()
+    fail_ip_for(dom0, ROUTES[3]["network"])
+    message = dom0.refused("route_ensure", {"routes": [dict(ROUTES[0], gateway="169.254.0.3"), *ROUTES[1:]]}, python)
+    assert "No buffer space available" in message and "nothing was changed" in message
+    # The routes added and replaced before the failure were taken back; the saved routes are as they were.
+    assert dom0.routes() == before
+    assert open(dom0.file("etc/sysconfig/xenserver-openstack-routes.json")).read() == saved
+
+
+def test_route_remove_leaves_a_saved_route_someone_changed(dom0):
+    dom0.ok("route_ensure", {"routes": ROUTES[:2]})
+    dom0.sh("ip", "route", "replace", ROUTES[0]["network"], "via", "169.254.0.7", "dev", "xenapi")
+    result = dom0.ok("route_remove", {"networks": [r["network"] for r in ROUTES[:2]]})
+    assert result["left_alone"] == [ROUTES[0]["network"]]
+    assert "%s via 169.254.0.7 dev xenapi" % ROUTES[0]["network"] in dom0.routes()
+    assert not any(r.startswith(ROUTES[1]["network"]) for r in dom0.routes())
+    assert not os.path.exists(dom0.file("etc/sysconfig/xenserver-openstack-routes.json"))
+
+
+def test_boot_replays_only_valid_saved_routes(dom0):
+    """A routes file from an older plugin may hold what this one refuses: only valid routes come back."""
+    saved = dom0.file("etc/sysconfig/xenserver-openstack-routes.json")
+    os.makedirs(os.path.dirname(saved))
+    with open(saved, "w") as handle:
+        json.dump({"198.18.6.0/24": "169.254.0.2", "0.0.0.0/1": "169.254.0.2", "0x0a.0.0.0/8": "169.254.0.2"}, handle)
+    subprocess.run(dom0.argv("venv", "replay-routes"), env=dom0.env, check=True)
+    assert [r for r in dom0.routes() if "via" in r] == ["198.18.6.0/24 via 169.254.0.2 dev xenapi"]
+    assert dom0.ok("route_list", None)["persisted"] == {"198.18.6.0/24": "169.254.0.2"}

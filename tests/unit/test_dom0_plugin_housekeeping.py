@@ -5,112 +5,62 @@ Files go to a temporary root (XENSERVER_OPENSTACK_ROOT); ``service`` and the xen
 that record what they are asked. The iptables chain is tested in a network namespace of its own (root only).
 """
 
-import importlib.machinery
-import importlib.util
 import json
 import os
-import shutil
 import stat
 import subprocess
-import sys
 import time
-import uuid
-import xmlrpc.client
 
 import pytest
+from dom0harness import CHAIN, INTERPRETERS, STOCK_RULES, Dom0, firewalled_dom0, load_plugin
 
-TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PLUGIN = os.path.join(os.path.dirname(TESTS), "dom0", "etc", "xapi.d", "plugins", "xenserver_openstack")
-DOM0LIB = os.path.join(TESTS, "xapisim", "dom0lib")
-CHAIN = "xenserver-openstack-neutron"
 RULES = [{"protocol": "tcp", "port": 6640}, {"protocol": "udp", "port": 4789}]
-
-
-def pyenv_python(version):
-    root = subprocess.run(["pyenv", "root"], capture_output=True, text=True, check=False).stdout.strip()
-    short = ".".join(version.split(".")[:2])
-    candidate = os.path.join(root, "versions", version, "bin", "python" + short) if root else ""
-    return candidate if os.access(candidate, os.X_OK) else shutil.which("python" + short)
-
-
-INTERPRETERS = {"python2.7": pyenv_python("2.7.18"), "python3.6": pyenv_python("3.6.15"), "venv": sys.executable}
 # Dom0's Pythons; the venv's runs the plugin in test_xen_dom0_config.py (through the simulator) and on the bed.
 PYTHONS = pytest.mark.parametrize("python", ["python2.7", "python3.6"])
-
-STANDINS = {
-    # service NAME restart: logged; fails while <log>.fail exists.
-    "service": '#!/bin/sh\necho "$*" >> "$FAKE_LOG.service"\n[ ! -e "$FAKE_LOG.fail" ]\n',
-    # xenstore: one file per key under $FAKE_XENSTORE; /local/domain/<id> directories are the domains.
-    "xenstore-read": '#!/bin/sh\ncat "$FAKE_XENSTORE$1" 2>/dev/null || { echo "could not read $1" >&2; exit 1; }\n',
-    "xenstore-write": '#!/bin/sh\nmkdir -p "$(dirname "$FAKE_XENSTORE$1")"\nprintf %s "$2" > "$FAKE_XENSTORE$1"\n'
-    'echo "$1=$2" >> "$FAKE_LOG.xenstore"\n',
-    "xenstore-list": '#!/bin/sh\nls "$FAKE_XENSTORE$1"\n',
+CONNTRACKD = {"hash_size": 32768, "hash_limit": 131072, "log_maxsize": "50M", "log_rotate": 7}
+# What the misc_patches role's templates wrote with the role's defaults (collection 0.1.0): the plugin renders the
+# same bytes, so a converged Dom0 stays converged (no conntrackd restart) after the upgrade.
+CONNTRACKD_CONF = """\
+# conntrackd in statistics mode, for the neutron security groups that run in Dom0.
+# Written by the xenserver.openstack misc_patches role through its Dom0 plugin. The configuration conntrack-tools
+# installed is kept in /etc/conntrackd/conntrackd.conf.back.
+General {
+\tNice -1
+\tHashSize 32768
+\tHashLimit 131072
+\tLogFile on
+\tLockFile /var/lock/conntrack.lock
+\tUNIX {
+\t\tPath /var/run/conntrackd.ctl
+\t\tBacklog 20
+\t}
+\tNetlinkBufferSize 2097152
+\tNetlinkBufferSizeMaxGrowth 8388608
+\tFilter From Userspace {
+\t\tAddress Ignore {
+\t\t\tIPv4_address 127.0.0.1 # loopback
+\t\t}
+\t}
 }
 
-
-class Dom0:
-    """A Dom0 file root with stand-in commands; ``call`` runs a plugin function as xapi does."""
-
-    def __init__(self, tmp_path, netns=None):
-        self.root = tmp_path / "root"
-        self.log = tmp_path / "log"
-        self.store = tmp_path / "xenstore"
-        self.bin = tmp_path / "bin"
-        self.netns = netns
-        for directory in (self.root / "etc" / "cron.d", self.store / "local" / "domain", self.bin):
-            directory.mkdir(parents=True, exist_ok=True)
-        for name, text in STANDINS.items():
-            (self.bin / name).write_text(text)
-            (self.bin / name).chmod(0o755)
-        self.env = dict(
-            os.environ,
-            PYTHONPATH=DOM0LIB,
-            XENSERVER_OPENSTACK_ROOT=str(self.root),
-            FAKE_LOG=str(self.log),
-            FAKE_XENSTORE=str(self.store),
-            PATH="%s:%s" % (self.bin, os.environ["PATH"]),
-        )
-
-    def argv(self, python, *args):
-        prefix = ["ip", "netns", "exec", self.netns] if self.netns else []
-        return [*prefix, INTERPRETERS[python], PLUGIN, *args]
-
-    def call(self, function, params=None, python="venv"):
-        """Return (Status, Value or ErrorDescription)."""
-        args = {"params": json.dumps(params)} if params is not None else {}
-        call = xmlrpc.client.dumps(("OpaqueRef:session", args), methodname=function)
-        run = subprocess.run(self.argv(python, call), capture_output=True, text=True, env=self.env, check=True)
-        answer = xmlrpc.client.loads(run.stdout)[0][0]
-        if answer["Status"] == "Success":
-            return "Success", json.loads(answer["Value"])
-        return "Failure", answer["ErrorDescription"]
-
-    def ok(self, function, params, python="venv"):
-        status, result = self.call(function, params, python)
-        assert status == "Success", result
-        return result
-
-    def refused(self, function, params, python="venv"):
-        status, error = self.call(function, params, python)
-        assert status == "Failure", error
-        assert error[:3] == ["XENAPI_PLUGIN_FAILURE", function, "PluginError"], error
-        return error[3]
-
-    def file(self, relative):
-        return self.root / relative
-
-    def listing(self):
-        """Every file under the root with its content (to show that nothing changed)."""
-        return {
-            os.path.join(folder, name): open(os.path.join(folder, name), "rb").read()
-            for folder, _dirs, names in os.walk(self.root)
-            for name in names
-            if not name.endswith(".lock")
-        }
-
-    def logged(self, what):
-        path = self.log.with_name(self.log.name + "." + what)
-        return path.read_text().splitlines() if path.exists() else []
+Stats {
+\t# Destroyed connections go to /var/log/conntrackd-stats.log (rotated: /etc/logrotate.d/conntrackd).
+\tLogFile on
+}
+"""
+CONNTRACKD_LOGROTATE = """\
+# conntrackd's logs in Dom0 (written by the xenserver.openstack misc_patches role through its Dom0 plugin).
+/var/log/conntrackd.log /var/log/conntrackd-stats.log {
+    daily
+    maxsize 50M
+    rotate 7
+    copytruncate
+    missingok
+    notifempty
+    compress
+    delaycompress
+}
+"""
 
 
 @pytest.fixture
@@ -126,28 +76,29 @@ def test_every_refusal_has_xapis_failure_shape_and_changes_nothing(dom0, python)
     assert INTERPRETERS[python], "%s is not installed" % python
     before = dom0.listing()
     for function, params, message in [
-        ("file_ensure", {"path": "/etc/passwd", "content": "x"}, '"/etc/passwd" is not a file this plugin manages'),
-        ("file_ensure", {"path": "/etc/logrotate.d/../passwd"}, "is not a file this plugin manages"),
-        ("file_ensure", {"path": "/etc/logrotate.d/sub/x"}, "only files directly in /etc/logrotate.d"),
-        ("file_ensure", {"path": "etc/logrotate.d/x"}, "is not a file this plugin manages"),
-        ("file_ensure", {"path": "/etc/cron.d/x"}, "is not a file this plugin manages"),
-        ("file_ensure", {"path": "/etc/logrotate.d/x", "mode": "0755"}, "without execute or special bits"),
-        ("file_ensure", {"path": "/etc/logrotate.d/x", "owner": "root"}, "unknown parameter(s) owner"),
         ("cron_job", {"job": "anything"}, "job 'anything' is not one of: console-logs"),
         ("cron_job", {"job": "console-logs", "schedule": "* * * * * root rm -rf /"}, "is not five cron fields"),
         ("cron_job", {"job": "console-logs", "schedule": "* * * * ;"}, "is not five cron fields"),
-        ("cron_job", {"job": "console-logs", "options": {"command": "x"}}, "options of job console-logs are"),
+        ("cron_job", {"job": "console-logs", "options": {"command": "x"}}, "unknown parameter(s) options.command"),
         ("cron_job", {"job": "console-logs", "options": {"max_size": "big"}}, "options.max_size must be an integer"),
-        ("service_restart", {"service": "sshd"}, '"sshd" is not a service this plugin restarts (only conntrackd)'),
-        ("service_restart", {"service": "conntrackd; reboot"}, "is not a service this plugin restarts"),
-        ("modprobe_unblacklist", {"modules": ["nf_conntrack"]}, "modules must be a list of: bridge"),
+        ("cron_job", {"job": "console-logs", "check": "yes"}, "check must be true or false"),
+        ("cron_job", {"job": "console-logs", "check": 1}, "check must be true or false"),
+        ("cron_job", {"schedule": "* * * * *"}, "job is required"),
+        ("service_restart", {"service": "sshd"}, "service 'sshd' is not one of: conntrackd"),
+        ("service_restart", {"service": "conntrackd; reboot"}, "is not one of: conntrackd"),
+        ("modprobe_unblacklist", {"modules": ["nf_conntrack"]}, "modules[0] 'nf_conntrack' is not one of: bridge"),
+        ("modprobe_unblacklist", {"modules": []}, "modules must have at least 1 item"),
         ("iptables_chain", {"rules": [{"protocol": "icmp", "port": 1}]}, "rules[0].protocol 'icmp' is not one of"),
         ("iptables_chain", {"rules": [{"protocol": "tcp", "port": 0}]}, "rules[0].port must be an integer from 1"),
-        ("iptables_chain", {"rules": [{"protocol": "tcp", "port": 22, "jump": "DROP"}]}, "must be an object with"),
+        ("iptables_chain", {"rules": [{"protocol": "tcp", "port": 22.0}]}, "rules[0].port must be an integer from 1"),
+        ("iptables_chain", {"rules": [{"protocol": "tcp", "port": 22, "jump": "DROP"}]}, "unknown parameter(s)"),
         ("iptables_chain", {"rules": []}, "rules must name at least one port"),
-        ("conntrackd_config", {"content": "x", "path": "/etc/passwd"}, "unknown parameter(s) path"),
-        ("conntrackd_config", {"content": "Stats {}\n"}, "conntrackd is not installed in Dom0"),
-        ("cron_job", {"job": "console-logs", "check": "yes"}, "check must be true or false"),
+        ("conntrackd_config", {"content": "x"}, "unknown parameter(s) content"),
+        ("conntrackd_config", {"log_maxsize": "50M; touch /x"}, "log_maxsize '50M; touch /x' is not a logrotate size"),
+        ("conntrackd_config", {"hash_size": 1}, "hash_size must be an integer from 1024"),
+        ("conntrackd_config", {"restart": "no"}, "restart must be true or false"),
+        ("conntrackd_config", {}, "conntrackd is not installed in Dom0"),
+        ("version", {"check": True}, "unknown parameter(s) check"),
     ]:
         assert message in dom0.refused(function, params, python), (function, params)
     assert dom0.listing() == before
@@ -155,32 +106,24 @@ def test_every_refusal_has_xapis_failure_shape_and_changes_nothing(dom0, python)
 
 
 @PYTHONS
-def test_a_file_is_written_idempotently_with_its_mode_and_removed(dom0, python):
-    params = {"path": "/etc/logrotate.d/neutron-dom0", "content": "/var/log/n.log {\n\tdaily # caf\u00e9\n}\n"}
-    assert dom0.ok("file_ensure", dict(params, check=True), python)["changed"] is True
-    assert not dom0.file("etc/logrotate.d/neutron-dom0").exists()
-    result = dom0.ok("file_ensure", params, python)
-    assert (result["changed"], result["before"], result["after"]) == (True, None, params["content"])
-    target = dom0.file("etc/logrotate.d/neutron-dom0")
-    assert target.read_text(encoding="utf-8") == params["content"]
-    assert stat.S_IMODE(target.stat().st_mode) == 0o644
-    assert dom0.ok("file_ensure", params, python)["changed"] is False
-    assert dom0.ok("file_ensure", dict(params, mode="0600"), python)["changed"] is True
-    assert stat.S_IMODE(target.stat().st_mode) == 0o600
-    assert [p.name for p in target.parent.iterdir()] == ["neutron-dom0"]  # no temporary file left
-    assert dom0.ok("file_ensure", {"path": params["path"], "state": "absent"}, python)["changed"] is True
-    assert not target.exists()
-    assert dom0.ok("file_ensure", {"path": params["path"], "state": "absent"}, python)["changed"] is False
+def test_command_output_that_is_not_ascii_is_read_in_the_c_locale(dom0, python):
+    """Dom0's Python 3.6 runs plugins in the C locale: a command's non-ASCII output is not a traceback."""
+    dom0.log.with_name("log.fail").write_bytes("conntrackd: caf\u00e9 \u2013 failed\n".encode() + b"\xff\n")
+    message = dom0.refused("service_restart", {"service": "conntrackd"}, python, env={"LC_ALL": "C", "LANG": "C"})
+    assert "'service conntrackd restart' failed (exit 1): conntrackd: caf\\xe9 \\u2013 failed" in message
 
 
 def test_a_symlink_in_a_managed_directory_is_not_written_through(dom0, tmp_path):
     outside = tmp_path / "outside"
     outside.write_text("precious\n")
+    dom0.file("etc/conntrackd").mkdir(parents=True)
+    dom0.file("etc/conntrackd/conntrackd.conf").write_text("# conntrack-tools' file\n")
     dom0.file("etc/logrotate.d").mkdir(parents=True)
-    dom0.file("etc/logrotate.d/link").symlink_to(outside)
-    message = dom0.refused("file_ensure", {"path": "/etc/logrotate.d/link", "content": "x"})
-    assert "/etc/logrotate.d/link is a symbolic link: refusing to write through it" in message
+    dom0.file("etc/logrotate.d/conntrackd").symlink_to(outside)
+    message = dom0.refused("conntrackd_config", {})
+    assert "/etc/logrotate.d/conntrackd is a symbolic link: refusing to write through it" in message
     assert outside.read_text() == "precious\n"
+    assert dom0.file("etc/conntrackd/conntrackd.conf").read_text() == "# conntrack-tools' file\n"
 
 
 # --- the cron entry ---------------------------------------------------------------------------------------
@@ -204,36 +147,64 @@ def test_cron_entry_is_a_file_of_its_own_scheduled_once_and_other_entries_surviv
     assert stat.S_IMODE(cron.stat().st_mode) == 0o644
     assert {name: dom0.file("etc/cron.d/" + name).read_text() for name in others} == others
     assert sorted(os.listdir(dom0.file("etc/cron.d"))) == sorted([*others, cron.name])
+    assert json.loads(dom0.file("etc/sysconfig/xenserver-openstack-files.json").read_text()) == [
+        "etc/cron.d/xenserver-openstack-console-logs"
+    ]
     assert dom0.ok("cron_job", {"job": "console-logs", "state": "absent"}, python)["changed"] is True
     assert sorted(os.listdir(dom0.file("etc/cron.d"))) == sorted(others)
+    assert json.loads(dom0.file("etc/sysconfig/xenserver-openstack-files.json").read_text()) == []
+
+
+@PYTHONS
+def test_cron_entry_absent_removes_only_the_plugins_own_file(dom0, python):
+    cron = dom0.file("etc/cron.d/xenserver-openstack-console-logs")
+    # A file of that name the plugin did not write stays.
+    cron.write_text("* * * * * root /usr/local/bin/mine\n")
+    result = dom0.ok("cron_job", {"job": "console-logs", "state": "absent"}, python)
+    assert (result["changed"], result["after"]) == (False, "* * * * * root /usr/local/bin/mine\n")
+    assert cron.read_text() == "* * * * * root /usr/local/bin/mine\n"
+    # The file an older plugin wrote (without recording it) is recognised by its header, and goes.
+    cron.write_text(
+        "# xenserver.openstack: job console-logs of the Dom0 plugin /etc/xapi.d/plugins/xenserver_openstack.\n"
+        'MAILTO=""\n* * * * * root /etc/xapi.d/plugins/xenserver_openstack rotate-console-logs\n'
+    )
+    assert dom0.ok("cron_job", {"job": "console-logs", "state": "absent"}, python)["changed"] is True
+    assert not cron.exists()
 
 
 # --- batch: several functions in one call --------------------------------------------------------------
 
 
+def seed_conntrackd(dom0, text="# conntrack-tools' conntrackd.conf\nSync {\n}\n"):
+    conf = dom0.file("etc/conntrackd/conntrackd.conf")
+    conf.parent.mkdir(parents=True, exist_ok=True)
+    conf.write_text(text)
+    return conf
+
+
 @PYTHONS
 def test_batch_runs_the_calls_in_order_with_one_check_flag_and_reports_each(dom0, python):
+    seed_conntrackd(dom0)
     job = {"job": "console-logs", "options": {"max_size": 65536}}
-    logrotate = {"path": "/etc/logrotate.d/neutron-dom0", "content": "/var/log/n.log {\n\tdaily\n}\n"}
     calls = [
         {"function": "cron_job", "params": job},
-        {"function": "file_ensure", "params": logrotate},
+        {"function": "conntrackd_config", "params": dict(CONNTRACKD, restart=False)},
         {"function": "service_restart", "params": {"service": "conntrackd"}},
     ]
+    before = dom0.listing()
     checked = dom0.ok("batch", {"calls": calls, "check": True}, python)
     assert checked["changed"] is True
     assert [result["changed"] for result in checked["results"]] == [True, True, True]
     assert checked["results"][2]["restarted"] is False
-    assert not dom0.file("etc/cron.d/xenserver-openstack-console-logs").exists()
-    assert not dom0.file("etc/logrotate.d/neutron-dom0").exists() and dom0.logged("service") == []
+    assert dom0.listing() == before and dom0.logged("service") == []
 
     done = dom0.ok("batch", {"calls": calls}, python)
     assert [result.get("path") for result in done["results"]] == [
         "/etc/cron.d/xenserver-openstack-console-logs",
-        "/etc/logrotate.d/neutron-dom0",
+        "/etc/conntrackd/conntrackd.conf",
         None,
     ]
-    assert dom0.file("etc/logrotate.d/neutron-dom0").read_text() == logrotate["content"]
+    assert dom0.file("etc/logrotate.d/conntrackd").read_text() == CONNTRACKD_LOGROTATE
     assert dom0.logged("service") == ["conntrackd restart"]
     again = dom0.ok("batch", {"calls": calls[:2]}, python)
     assert again == {"changed": False, "results": again["results"]}
@@ -241,34 +212,53 @@ def test_batch_runs_the_calls_in_order_with_one_check_flag_and_reports_each(dom0
 
 
 @PYTHONS
-def test_batch_refuses_what_it_does_not_run_and_stops_at_a_refused_call(dom0, python):
+def test_batch_checks_every_call_before_it_runs_any(dom0, python):
+    seed_conntrackd(dom0)
     before = dom0.listing()
     for params, message in [
         ({"calls": []}, "calls must be a non-empty list"),
         ({"calls": [{"function": "route_ensure", "params": {}}]}, "calls[0].function 'route_ensure' is not one of"),
         ({"calls": [{"function": "batch", "params": {}}]}, "calls[0].function 'batch' is not one of"),
-        ({"calls": [{"function": "cron_job", "args": {}}]}, "calls[0] must be an object with function and params"),
+        ({"calls": [{"function": "file_ensure", "params": {}}]}, "calls[0].function 'file_ensure' is not one of"),
+        ({"calls": [{"function": "cron_job", "args": {}}]}, "unknown parameter(s) calls[0].args"),
+        ({"calls": [{"function": "cron_job", "params": []}]}, "calls[0].params must be a JSON object"),
         (
             {"calls": [{"function": "service_restart", "params": {"service": "conntrackd", "check": True}}]},
-            "calls[0].params must be an object without check",
+            "calls[0].params must not have check",
+        ),
+        (
+            {
+                "calls": [
+                    {"function": "conntrackd_config", "params": CONNTRACKD},
+                    {"function": "cron_job", "params": {"job": "console-logs", "schedule": "* * *"}},
+                    {"function": "service_restart", "params": {"service": "conntrackd"}},
+                ]
+            },
+            "calls[1] (cron_job): schedule '* * *' is not five cron fields of digits and '*/,-'; no call of the batch "
+            "was run",
         ),
     ]:
         assert message in dom0.refused("batch", params, python), params
+    # Not even the calls before the refused one ran.
     assert dom0.listing() == before
-    logrotate = {"path": "/etc/logrotate.d/neutron-dom0", "content": "x\n"}
+    assert dom0.logged("service") == []
+
+
+@PYTHONS
+def test_a_batch_call_that_fails_stops_the_batch_and_names_what_was_done(dom0, python):
+    seed_conntrackd(dom0)
+    dom0.log.with_name("log.fail").write_text("conntrackd: no such service\n")
     calls = [
-        {"function": "file_ensure", "params": logrotate},
-        {"function": "cron_job", "params": {"job": "console-logs", "schedule": "* * *"}},
+        {"function": "cron_job", "params": {"job": "console-logs"}},
         {"function": "service_restart", "params": {"service": "conntrackd"}},
+        {"function": "modprobe_unblacklist", "params": {"modules": ["bridge"]}},
     ]
     message = dom0.refused("batch", {"calls": calls}, python)
-    assert (
-        message
-        == "cron_job: schedule '* * *' is not five cron fields of digits and '*/,-' (done before it: file_ensure)"
+    assert message == (
+        "service_restart: 'service conntrackd restart' failed (exit 1): conntrackd: no such service "
+        "(done before it: cron_job)"
     )
-    # The call before the refused one is complete, the ones after it did not run.
-    assert dom0.file("etc/logrotate.d/neutron-dom0").read_text() == "x\n"
-    assert dom0.logged("service") == []
+    assert dom0.file("etc/cron.d/xenserver-openstack-console-logs").exists()
 
 
 # --- services, modprobe, conntrackd -------------------------------------------------------------------
@@ -283,63 +273,98 @@ def test_service_restart(dom0, python):
 
 
 @PYTHONS
-def test_bridge_is_no_longer_blacklisted(dom0, python):
+def test_bridge_is_no_longer_blacklisted_and_no_file_is_removed(dom0, python):
     modprobe = dom0.file("etc/modprobe.d")
     modprobe.mkdir(parents=True)
     (modprobe / "blacklist-bridge.conf").write_text(
         "# XenServer: openvswitch\nblacklist bridge\ninstall bridge /bin/true\n"
     )
     (modprobe / "dist.conf").write_text("alias bridge off\nblacklist bridgex\noptions bonding max_bonds=0\n")
-    (modprobe / "other.conf").write_text("blacklist floppy\n")
+    (modprobe / "other.conf").write_bytes(b"# caf\xe9 (Latin-1)\nblacklist floppy\n")
+    (modprobe / "notes.txt").write_text("blacklist bridge\n")  # not a .conf file: modprobe does not read it
+    before = dom0.listing()
     result = dom0.ok("modprobe_unblacklist", {"modules": ["bridge"], "check": True}, python)
-    assert result["changed"] is True and (modprobe / "blacklist-bridge.conf").exists()
+    assert result["changed"] is True and dom0.listing() == before
     result = dom0.ok("modprobe_unblacklist", {"modules": ["bridge"]}, python)
     assert sorted(result["files"]) == ["/etc/modprobe.d/blacklist-bridge.conf", "/etc/modprobe.d/dist.conf"]
-    assert result["files"]["/etc/modprobe.d/blacklist-bridge.conf"]["after"] is None
-    assert sorted(os.listdir(modprobe)) == ["dist.conf", "other.conf"]
-    assert (modprobe / "dist.conf").read_text() == "blacklist bridgex\noptions bonding max_bonds=0\n"
-    assert (modprobe / "other.conf").read_text() == "blacklist floppy\n"
+    assert sorted(os.listdir(modprobe)) == ["blacklist-bridge.conf", "dist.conf", "notes.txt", "other.conf"]
+    assert (modprobe / "notes.txt").read_text() == "blacklist bridge\n"
+    assert (modprobe / "blacklist-bridge.conf").read_text() == (
+        "# XenServer: openvswitch\n# Commented out by xenserver.openstack: blacklist bridge\n"
+        "# Commented out by xenserver.openstack: install bridge /bin/true\n"
+    )
+    assert (modprobe / "dist.conf").read_text() == (
+        "# Commented out by xenserver.openstack: alias bridge off\nblacklist bridgex\noptions bonding max_bonds=0\n"
+    )
+    assert (modprobe / "other.conf").read_bytes() == b"# caf\xe9 (Latin-1)\nblacklist floppy\n"
     assert dom0.ok("modprobe_unblacklist", {"modules": ["bridge"]}, python)["changed"] is False
+
+
+def test_conntrackd_files_are_what_the_role_templates_wrote():
+    plugin = load_plugin()
+    assert plugin.CONNTRACKD_TEXT % CONNTRACKD == CONNTRACKD_CONF
+    assert plugin.LOGROTATE_TEXT % CONNTRACKD == CONNTRACKD_LOGROTATE
 
 
 @PYTHONS
 def test_conntrackd_stats_mode_backup_once_logrotate_restart_on_change(dom0, python):
-    conf = dom0.file("etc/conntrackd/conntrackd.conf")
-    conf.parent.mkdir(parents=True)
-    conf.write_text("# distribution config\nSync {\n}\n")
-    wanted = {"content": "Stats {\n\tLogFile on\n}\n", "logrotate": "/var/log/conntrackd*.log {\n\tdaily\n}\n"}
-    assert dom0.ok("conntrackd_config", dict(wanted, check=True), python)["changed"] is True
-    assert sorted(os.listdir(conf.parent)) == ["conntrackd.conf"] and dom0.logged("service") == []
+    conf = seed_conntrackd(dom0)
+    before = dom0.listing()
+    assert dom0.ok("conntrackd_config", dict(CONNTRACKD, check=True), python)["changed"] is True
+    assert dom0.listing() == before and dom0.logged("service") == []
 
-    result = dom0.ok("conntrackd_config", wanted, python)
+    result = dom0.ok("conntrackd_config", CONNTRACKD, python)
     assert (result["changed"], result["backed_up"], result["restarted"]) == (True, True, True)
-    assert dom0.file("etc/conntrackd/conntrackd.conf.back").read_text() == "# distribution config\nSync {\n}\n"
-    assert conf.read_text() == wanted["content"]
-    assert dom0.file("etc/logrotate.d/conntrackd").read_text() == wanted["logrotate"]
+    assert (
+        dom0.file("etc/conntrackd/conntrackd.conf.back").read_text()
+        == "# conntrack-tools' conntrackd.conf\nSync {\n}\n"
+    )
+    assert conf.read_text() == CONNTRACKD_CONF
+    assert dom0.file("etc/logrotate.d/conntrackd").read_text() == CONNTRACKD_LOGROTATE
     assert dom0.logged("service") == ["conntrackd restart"]
+    assert sorted(os.listdir(conf.parent)) == ["conntrackd.conf", "conntrackd.conf.back"]  # no marker left
 
-    again = dom0.ok("conntrackd_config", wanted, python)
+    again = dom0.ok("conntrackd_config", CONNTRACKD, python)
     assert (again["changed"], again["restarted"]) == (False, False)
     assert dom0.logged("service") == ["conntrackd restart"]
 
     # A logrotate change alone does not restart conntrackd; the backup is never replaced.
-    result = dom0.ok("conntrackd_config", dict(wanted, logrotate="/var/log/conntrackd*.log {\n\tweekly\n}\n"), python)
+    result = dom0.ok("conntrackd_config", dict(CONNTRACKD, log_rotate=14, log_maxsize="1G"), python)
     assert (result["changed"], result["restarted"], result["backed_up"]) == (True, False, False)
-    assert dom0.file("etc/conntrackd/conntrackd.conf.back").read_text() == "# distribution config\nSync {\n}\n"
+    assert "    maxsize 1G\n    rotate 14\n" in dom0.file("etc/logrotate.d/conntrackd").read_text()
+    assert (
+        dom0.file("etc/conntrackd/conntrackd.conf.back").read_text()
+        == "# conntrack-tools' conntrackd.conf\nSync {\n}\n"
+    )
+    # New table sizes: restarted again.
+    assert dom0.ok("conntrackd_config", dict(CONNTRACKD, hash_size=65536), python)["restarted"] is True
+    assert "\tHashSize 65536\n" in conf.read_text()
 
 
 def test_conntrackd_restart_failure_is_retried_next_time(dom0):
-    conf = dom0.file("etc/conntrackd/conntrackd.conf")
-    conf.parent.mkdir(parents=True)
-    conf.write_text("# original\n")
+    seed_conntrackd(dom0, "# original\n")
     dom0.log.with_name("log.fail").write_text("")
-    assert "'service conntrackd restart' failed (exit 1)" in dom0.refused(
-        "conntrackd_config", {"content": "Stats {}\n"}
-    )
+    assert "'service conntrackd restart' failed (exit 1)" in dom0.refused("conntrackd_config", {})
     dom0.log.with_name("log.fail").unlink()
-    assert dom0.ok("conntrackd_config", {"content": "Stats {}\n"})["restarted"] is True
-    assert dom0.ok("conntrackd_config", {"content": "Stats {}\n"})["restarted"] is False
+    assert dom0.ok("conntrackd_config", {})["restarted"] is True
+    assert dom0.ok("conntrackd_config", {})["restarted"] is False
     assert dom0.logged("service") == ["conntrackd restart"] * 2
+
+
+def test_files_are_fsynced_with_their_directory(tmp_path, monkeypatch):
+    plugin = load_plugin()
+    monkeypatch.setattr(plugin, "ROOT", str(tmp_path))
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(
+        plugin.os, "fsync", lambda fd: synced.append(os.readlink("/proc/self/fd/%d" % fd)) or real_fsync(fd)
+    )
+    plugin.write_text("etc/cron.d/job", "* * * * * root true\n", 0o644)
+    target = tmp_path / "etc" / "cron.d" / "job"
+    assert target.read_text() == "* * * * * root true\n" and stat.S_IMODE(target.stat().st_mode) == 0o644
+    # The temporary file (renamed over the target afterwards), then the directory that holds the new name.
+    assert [os.path.dirname(synced[0]), synced[1]] == [str(target.parent)] * 2
+    assert os.listdir(target.parent) == ["job"]
 
 
 # --- the console log job ----------------------------------------------------------------------------------
@@ -412,22 +437,10 @@ def test_console_log_job_deletes_nothing_when_it_cannot_list_domains(dom0, tmp_p
 
 # --- the iptables chain, in a network namespace ------------------------------------------------------------
 
-# Dom0's stock firewall (RH-Firewall-1-INPUT ending in REJECT), as the bed seeds it.
-with open(os.path.join(TESTS, "bed", "dom0-firewall.iptables")) as _rules:
-    STOCK_RULES = _rules.read()
-
-
-def load_plugin():
-    loader = importlib.machinery.SourceFileLoader("xenserver_openstack_plugin", PLUGIN)
-    spec = importlib.util.spec_from_loader(loader.name, loader)
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    return module
-
 
 def test_saved_rules_are_edited_in_place_and_restored_by_absent():
     plugin = load_plugin()
-    wanted = plugin.get_rules({"rules": RULES})
+    wanted = plugin.wanted_rules(RULES)
     edited = plugin.edit_saved_rules(STOCK_RULES, wanted, True)
     lines = edited.splitlines()
     assert lines.index(":%s - [0:0]" % CHAIN) == lines.index(":RH-Firewall-1-INPUT - [0:0]") + 1
@@ -448,19 +461,8 @@ def test_saved_rules_are_edited_in_place_and_restored_by_absent():
 
 @pytest.fixture
 def netns_dom0(tmp_path):
-    """A Dom0-like namespace whose INPUT ends in Dom0's REJECT, and its /etc/sysconfig/iptables."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root and network namespaces")
-    name = "x7-plugin-%s" % uuid.uuid4().hex[:8]
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        saved = tmp_path / "root" / "etc" / "sysconfig" / "iptables"
-        saved.parent.mkdir(parents=True)
-        saved.write_text(STOCK_RULES)
-        subprocess.run(["ip", "netns", "exec", name, "iptables-restore"], input=STOCK_RULES, text=True, check=True)
-        yield Dom0(tmp_path, netns=name)
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
+    with firewalled_dom0(tmp_path, "hk-plugin-") as dom0:
+        yield dom0
 
 
 def live_rules(dom0):

@@ -15,8 +15,7 @@ from ansible_collections.xenserver.openstack.plugins.modules import xen_dom0_con
 TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PLUGIN = os.path.join(os.path.dirname(TESTS), "dom0", "etc", "xapi.d", "plugins", "xenserver_openstack")
 CRON = "etc/cron.d/xenserver-openstack-console-logs"
-CONNTRACKD = "# conntrackd in statistics mode\nStats {\n\tLogFile on\n}\n"
-LOGROTATE = "/var/log/conntrackd*.log {\n\tdaily\n\tmissingok\n}\n"
+CONNTRACKD = dict(hash_size=32768, hash_limit=131072)
 FAKE_SERVICE = '#!/bin/sh\necho "$*" >> "$FAKE_SERVICE_LOG"\n[ ! -e "$FAKE_SERVICE_LOG.fail" ]\n'
 
 
@@ -90,13 +89,10 @@ def test_console_log_rotation_is_one_cron_file_of_its_own_and_idempotent(dom0, r
     ("extra", "message"),
     [
         (
-            dict(files=[dict(path="/etc/passwd", content="x")]),
-            '"/etc/passwd" is not a file this plugin manages: only files directly in /etc/logrotate.d, /etc/modprobe.d',
+            dict(conntrackd=dict(log_maxsize="1M\n\tpostrotate")),
+            'log_maxsize "1M\\n\\tpostrotate" is not a logrotate size',
         ),
-        (
-            dict(files=[dict(path="/etc/logrotate.d/../cron.d/evil", content="x")]),
-            "is not a file this plugin manages",
-        ),
+        (dict(conntrackd=dict(hash_size=10)), "hash_size must be an integer from 1024 to 16777216, not 10"),
         (dict(console_log_rotation=dict(schedule="* * * *")), "schedule '* * * *' is not five cron fields"),
         (
             dict(console_log_rotation=dict(max_size=8192, keep_size=8192)),
@@ -134,7 +130,7 @@ def test_a_service_outside_the_list_is_refused_by_the_module_and_by_the_plugin(d
         "XENAPI_PLUGIN_FAILURE",
         "service_restart",
         "PluginError",
-        '"sshd" is not a service this plugin restarts (only conntrackd)',
+        "service 'sshd' is not one of: conntrackd",
     ]
     assert restarts(log) == []
 
@@ -152,7 +148,7 @@ def test_conntrackd_backs_up_once_and_restarts_only_on_change(dom0, run_module):
     conf = root / "etc" / "conntrackd" / "conntrackd.conf"
     conf.parent.mkdir(parents=True)
     conf.write_text("# the distribution's conntrackd.conf\n")
-    options = dict(conntrackd=dict(config=CONNTRACKD, logrotate=LOGROTATE))
+    options = dict(conntrackd=CONNTRACKD)
 
     checked = run_module(xen_dom0_config, args_for(sim, **options), check_mode=True)
     assert checked["changed"] is True and restarts(log) == []
@@ -162,8 +158,8 @@ def test_conntrackd_backs_up_once_and_restarts_only_on_change(dom0, run_module):
     assert result["changed"] is True, result
     assert result["operations"]["conntrackd"]["backed_up"] is True
     assert (conf.parent / "conntrackd.conf.back").read_text() == "# the distribution's conntrackd.conf\n"
-    assert conf.read_text() == CONNTRACKD
-    assert (root / "etc" / "logrotate.d" / "conntrackd").read_text() == LOGROTATE
+    assert "\tHashSize 32768\n\tHashLimit 131072\n" in conf.read_text()
+    assert "    maxsize 50M\n    rotate 7\n" in (root / "etc" / "logrotate.d" / "conntrackd").read_text()
     assert restarts(log) == ["conntrackd restart"]
     assert result["diff"][0]["before"] == "# the distribution's conntrackd.conf\n"
 
@@ -171,7 +167,7 @@ def test_conntrackd_backs_up_once_and_restarts_only_on_change(dom0, run_module):
     assert again["changed"] is False and restarts(log) == ["conntrackd restart"]
 
     # A new configuration: restarted again, the original backup kept as it was.
-    changed = dict(conntrackd=dict(config=CONNTRACKD + "# tuned\n", logrotate=LOGROTATE))
+    changed = dict(conntrackd=dict(CONNTRACKD, hash_limit=262144))
     result = run_module(xen_dom0_config, args_for(sim, **changed))
     assert result["changed"] and restarts(log) == ["conntrackd restart"] * 2
     assert (conf.parent / "conntrackd.conf.back").read_text() == "# the distribution's conntrackd.conf\n"
@@ -183,7 +179,7 @@ def test_a_failed_conntrackd_restart_is_retried_on_the_next_run(dom0, run_module
     conf.parent.mkdir(parents=True)
     conf.write_text("# original\n")
     (tmp_path / "service.log.fail").write_text("")
-    options = dict(conntrackd=dict(config=CONNTRACKD))
+    options = dict(conntrackd=CONNTRACKD)
     failed = run_module(xen_dom0_config, args_for(sim, **options))
     assert failed["failed"] and "'service conntrackd restart' failed (exit 1)" in failed["msg"]
     (tmp_path / "service.log.fail").unlink()
@@ -195,14 +191,14 @@ def test_a_failed_conntrackd_restart_is_retried_on_the_next_run(dom0, run_module
 
 def test_conntrackd_needs_conntrack_tools_in_dom0(dom0, run_module):
     sim, _root, log = dom0()
-    result = run_module(xen_dom0_config, args_for(sim, conntrackd=dict(config=CONNTRACKD)))
+    result = run_module(xen_dom0_config, args_for(sim, conntrackd=CONNTRACKD))
     assert result["failed"] and "conntrackd is not installed in Dom0" in result["msg"]
     assert restarts(log) == []
 
 
 def test_conntrackd_is_skipped_on_xenserver_6_5(dom0, run_module):
     sim, root, log = dom0("xenserver-6.5")
-    result = run_module(xen_dom0_config, args_for(sim, conntrackd=dict(config=CONNTRACKD), console_log_rotation=dict()))
+    result = run_module(xen_dom0_config, args_for(sim, conntrackd=CONNTRACKD, console_log_rotation=dict()))
     assert result["changed"] is True, result
     assert result["not_run"] == {
         "conntrackd": "XenServer 6.5.0 (platform 1.9.0) has no conntrack: conntrackd is left alone"
@@ -212,7 +208,7 @@ def test_conntrackd_is_skipped_on_xenserver_6_5(dom0, run_module):
     assert (root / CRON).exists()
 
 
-def test_bridge_blacklist_is_removed_and_other_lines_kept(dom0, run_module):
+def test_bridge_blacklist_is_commented_out_and_other_lines_kept(dom0, run_module):
     sim, root, _log = dom0()
     modprobe = root / "etc" / "modprobe.d"
     modprobe.mkdir(parents=True)
@@ -220,8 +216,10 @@ def test_bridge_blacklist_is_removed_and_other_lines_kept(dom0, run_module):
     (modprobe / "local.conf").write_text("options foo bar=1\ninstall bridge /bin/true\nblacklist bridge2\n")
     result = run_module(xen_dom0_config, args_for(sim, unblacklist_modules=["bridge"]))
     assert result["changed"] is True
-    assert sorted(os.listdir(modprobe)) == ["local.conf"]
-    assert (modprobe / "local.conf").read_text() == "options foo bar=1\nblacklist bridge2\n"
+    assert sorted(os.listdir(modprobe)) == ["blacklist-bridge.conf", "local.conf"]
+    assert (modprobe / "local.conf").read_text() == (
+        "options foo bar=1\n# Commented out by xenserver.openstack: install bridge /bin/true\nblacklist bridge2\n"
+    )
     assert {d["before_header"] for d in result["diff"]} == {
         "Dom0 /etc/modprobe.d/blacklist-bridge.conf",
         "Dom0 /etc/modprobe.d/local.conf",
@@ -229,17 +227,28 @@ def test_bridge_blacklist_is_removed_and_other_lines_kept(dom0, run_module):
     assert run_module(xen_dom0_config, args_for(sim, unblacklist_modules=["bridge"]))["changed"] is False
 
 
-def test_files_by_host_uuid(dom0, run_module):
+def test_by_host_uuid(dom0, run_module):
     sim, root, _log = dom0()
     host_uuid = sim.scenario["hosts"]["host1"]["uuid"]
-    files = [dict(path="/etc/logrotate.d/openvswitch-extra", content="/var/log/x.log {\n}\n", mode="0600")]
-    args = args_for(sim, files=files, host_uuid=host_uuid)
+    args = args_for(sim, console_log_rotation=dict(), host_uuid=host_uuid)
     del args["vm_uuid"]
     result = run_module(xen_dom0_config, args)
     assert result["changed"] is True and result["host"] == host_uuid
-    target = root / "etc" / "logrotate.d" / "openvswitch-extra"
-    assert target.read_text() == "/var/log/x.log {\n}\n" and stat.S_IMODE(os.stat(target).st_mode) == 0o600
+    assert (root / CRON).exists()
     assert run_module(xen_dom0_config, args)["changed"] is False
+
+
+def test_free_text_options_are_gone(dom0, run_module):
+    """Finding 1 of issue 18 at the module: no option carries text into a Dom0 file."""
+    sim, root, _log = dom0()
+    files = [dict(path="/etc/logrotate.d/evil", content="/x {\n postrotate\n  touch /x\n endscript\n}\n")]
+    for options in (
+        dict(files=files, console_log_rotation=dict()),
+        dict(conntrackd=dict(config="General {\n}\n", logrotate=files[0]["content"])),
+    ):
+        result = run_module(xen_dom0_config, args_for(sim, **options))
+        assert result["failed"] and "Unsupported parameters" in result["msg"], result
+    assert not (root / "etc" / "logrotate.d").exists()
 
 
 def test_without_the_plugin_the_module_says_to_install_it(dom0, run_module):
@@ -257,11 +266,9 @@ def test_all_operations_are_one_plugin_call_and_report_in_order(dom0, run_module
     conf.write_text("# original\n")
     (root / "etc" / "modprobe.d").mkdir(parents=True)
     (root / "etc" / "modprobe.d" / "blacklist-bridge.conf").write_text("blacklist bridge\n")
-    files = [dict(path="/etc/logrotate.d/openvswitch-extra", content="/var/log/x.log {\n}\n")]
     options = dict(
-        files=files,
         unblacklist_modules=["bridge"],
-        conntrackd=dict(config=CONNTRACKD),
+        conntrackd=CONNTRACKD,
         console_log_rotation=dict(),
         restart_services=["conntrackd"],
     )
@@ -272,16 +279,13 @@ def test_all_operations_are_one_plugin_call_and_report_in_order(dom0, run_module
     assert sorted(result["operations"]) == [
         "conntrackd",
         "console_log_rotation",
-        "files",
         "restart_services",
         "unblacklist_modules",
     ]
-    assert [answer["changed"] for answer in result["operations"]["files"]] == [True]
     assert result["operations"]["restart_services"] == [{"changed": True, "service": "conntrackd", "restarted": True}]
     # conntrackd restarted for its new configuration, then by restart_services (which runs last).
     assert restarts(log) == ["conntrackd restart"] * 2
     assert [diff["after_header"] for diff in result["diff"]] == [
-        "Dom0 /etc/logrotate.d/openvswitch-extra",
         "Dom0 /etc/modprobe.d/blacklist-bridge.conf",
         "Dom0 /etc/conntrackd/conntrackd.conf",
         "Dom0 /" + CRON,
