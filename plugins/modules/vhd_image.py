@@ -82,7 +82,8 @@ options:
       - Name of a cloud in C(clouds.yaml), or a dict of connection settings as a C(clouds.yaml) entry holds them.
       - If not set, openstacksdk reads the E(OS_*) environment variables (C(openrc)), or the cloud named by
         E(OS_CLOUD).
-      - Secrets under C(auth) in a dict are hidden from the output like O(auth).
+      - Never logged (Ansible logs a module's options as it starts); of its values only the secrets (passwords,
+        tokens, application credential secrets) are hidden from the output, like those of O(auth).
     type: raw
   auth_type:
     description:
@@ -93,7 +94,7 @@ options:
     description:
       - Authentication settings of O(auth_type), for example C(auth_url), C(username), C(password),
         C(project_name), C(user_domain_name), C(project_domain_name); or C(endpoint) for O(auth_type=none).
-      - Merged over the settings of O(cloud). Never printed.
+      - Merged over the settings of O(cloud). Never logged; its secrets are hidden from the output.
     type: dict
   region_name:
     description:
@@ -380,6 +381,23 @@ def secrets_of(settings):
     return found
 
 
+def strings_of(value):
+    """Every string in a value (nested dicts and lists too), as AnsibleModule collects a no_log option's values."""
+    if isinstance(value, dict):
+        return set().union(*(strings_of(item) for item in value.values())) if value else set()
+    if isinstance(value, (list, tuple)):
+        return set().union(*(strings_of(item) for item in value)) if value else set()
+    return set([to_native(value)]) if value not in (None, "") and not isinstance(value, bool) else set()
+
+
+def mask_only_secrets(module, settings):
+    """C(cloud) and C(auth) are no_log, so the option log never shows them; Ansible then also hides each of their
+    values wherever it appears in the output (a cloud name, C(public), the Keystone URL). Hide only the secrets."""
+    for option in ("cloud", "auth"):
+        module.no_log_values.difference_update(strings_of(module.params[option]))
+    module.no_log_values.update(secrets_of(settings))
+
+
 def is_retryable(error):
     """Whether an error means Glance or Keystone does not answer yet (as opposed to a wrong request)."""
     if isinstance(
@@ -484,7 +502,7 @@ class VHDImage:
         properties = desired_properties(self.params["properties"]) if present else {}
         digests = inspect_vhd_tgz(self.params["filename"])["digests"] if present else None
         settings = connection_settings(self.params)
-        self.module.no_log_values.update(secrets_of(settings))
+        mask_only_secrets(self.module, settings)
         glance = Glance(settings)
         try:
             return self._converge(glance, digests, properties)
@@ -574,7 +592,7 @@ def main():
             visibility=dict(type="str", choices=["public", "private", "shared", "community"], default="public"),
             properties=dict(type="dict", default={}),
             wait_timeout=dict(type="int", default=60),
-            cloud=dict(type="raw"),
+            cloud=dict(type="raw", no_log=True),
             auth_type=dict(type="str"),
             auth=dict(type="dict", no_log=True),
             region_name=dict(type="str"),

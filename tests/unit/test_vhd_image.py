@@ -17,6 +17,7 @@ import uuid
 
 import openstack
 import pytest
+from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.xenserver.openstack.plugins.module_utils._vhd import (
     VHDImageError,
     inspect_vhd_tgz,
@@ -447,3 +448,22 @@ def test_keystone_secrets_never_appear_in_the_output(tmp_path, run_module, capsy
     output = json.dumps(result)
     assert result["failed"] is True and "Keystone is %s" % keystone in result["msg"]
     assert "s3cret" not in output
+
+
+def test_finding_3_a_cloud_dict_never_reaches_the_log_and_only_secrets_are_masked(tmp_path, run_module, monkeypatch):
+    """Issue 18, finding 3: AnsibleModule logs every run's options to syslog/the journal as it starts."""
+    logged = []
+    monkeypatch.setattr(AnsibleModule, "log", lambda self, msg, log_args=None: logged.append(msg))
+    keystone = "http://127.0.0.1:%d/v3" % free_port()
+    cloud = dict(
+        auth_type="password",
+        interface="public",
+        auth=dict(auth_url=keystone, username="admin", password="cloud-dict-s3cret", project_name="admin"),
+    )
+    args = dict(cloud=cloud, name="TestVM", filename=str(xenserver_image(tmp_path)), wait_timeout=0)
+    result = run_module(vhd_image, args)
+    assert logged and logged[0].startswith("Invoked with")
+    assert "s3cret" not in "\n".join(logged)
+    assert "s3cret" not in json.dumps(result)
+    # Only the secrets are masked in the output, not every value of the cloud (a word like "public" or a URL).
+    assert result["failed"] is True and "Keystone is %s" % keystone in result["msg"]
