@@ -42,12 +42,28 @@ options:
     default: true
   timeout:
     description:
-      - Seconds to wait for XAPI to accept a connection or answer a call.
+      - Seconds to wait for XAPI to accept a connection or answer a call. When they are over, the module fails
+        naming the call and this option.
     type: int
     default: 30
 notes:
-  - When O(url) names a pool member, the module follows the C(HOST_IS_SLAVE) answer and talks to the pool master.
+  - When O(url) names a pool member, the module follows the C(HOST_IS_SLAVE) answer and talks to the pool master,
+    always over C(https://) with O(validate_certs), as the master's address is its management address, where a
+    login over plain http would carry the password in clear. A master it cannot reach that way is a failure that
+    names the C(https://) URL to give as O(url).
   - Every module run logs in once and logs out when it ends, also when it fails.
 requirements:
   - XenAPI (the Python package from PyPI) on the host that runs the module
+"""
+
+    # The modules that call the collection's Dom0 plugin.
+    DOM0_PLUGIN = r"""
+options:
+  plugin_timeout:
+    description:
+      - Seconds the call of the collection's Dom0 plugin may take (xapi starts a Python in Dom0 for it, and it may
+        restart a service there). O(timeout) is the limit of every other XAPI call.
+      - When they are over, the module fails naming the call and this option; Dom0 may still finish the call.
+    type: int
+    default: 120
 """

@@ -22,11 +22,14 @@ from ansible_collections.xenserver.openstack.plugins.module_utils._compat import
     OS_ERRORS,
     STRING_TYPES,
     http_client,
+    monotonic,
     urlencode,
     urljoin,
     urlsplit,
+    urlunsplit,
     xmlrpc_client,
 )
+from ansible_collections.xenserver.openstack.plugins.module_utils._xenapi import https_url
 
 SECTOR = 2048
 METADATA_LIMIT = 1 << 20
@@ -268,10 +271,55 @@ def _connection(url, validate_certs, timeout):
     return http_client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
 
 
-def _put_file(url, path, size, validate_certs, timeout, chunk_size):
+def redirect_target(url, location):
+    """The URL a redirect of the upload leads to. The URL carries the session id, so it never goes over plain http
+    to another host (from http://169.254.0.1, the HIMN, that would be the management network), nor from https to
+    http: such a target is taken over https."""
+    target = urljoin(url, location)
+    old, new = urlsplit(url), urlsplit(target)
+    if new.scheme == "http" and (old.scheme == "https" or new.hostname != old.hostname):
+        return https_url(new.hostname, new.port, new.path, new.query)
+    return target
+
+
+def without_query(url):
+    """A URL for messages: the session id in its query is a secret."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+class Deadline:
+    """The limit of the whole upload: (seconds, the option that sets them), or None for none."""
+
+    def __init__(self, limit):
+        self.limit = limit
+        self.at = monotonic() + limit[0] if limit else None
+
+    def socket_timeout(self, timeout, sent, size):
+        """The timeout of the next socket operation: C(timeout), or less when the limit is nearer."""
+        if self.at is None:
+            return timeout
+        remaining = self.at - monotonic()
+        if remaining <= 0:
+            raise self.over(sent, size)
+        return min(timeout, remaining)
+
+    def over(self, sent, size):
+        return UploadError(
+            "the upload did not finish within %d s (option %s): %d of %d bytes were sent. The connection to XAPI is "
+            "too slow, or XAPI stopped taking the data; raise %s if the link is that slow"
+            % (self.limit[0], self.limit[1], sent, size, self.limit[1]),
+            sent,
+        )
+
+    def passed(self):
+        return self.at is not None and monotonic() >= self.at
+
+
+def _put_file(url, path, size, validate_certs, timeout, chunk_size, deadline):
     """One PUT streaming the file in chunks; returns (status, location, sent)."""
     parts = urlsplit(url)
-    connection = _connection(url, validate_certs, timeout)
+    connection = _connection(url, validate_certs, deadline.socket_timeout(timeout, 0, size))
     sent = 0
     try:
         connection.putrequest("PUT", "%s?%s" % (parts.path, parts.query), skip_accept_encoding=True)
@@ -286,14 +334,20 @@ def _put_file(url, path, size, validate_certs, timeout, chunk_size):
                 if not chunk:
                     raise UploadError("the file shrank while it was being uploaded", sent)
                 try:
+                    connection.sock.settimeout(deadline.socket_timeout(timeout, sent, size))
                     connection.send(chunk)
                 except OS_ERRORS as error:  # XAPI may answer (and close) before it has read the body
+                    if deadline.passed():
+                        raise deadline.over(sent, size)
                     send_error = error
                     break
                 sent += len(chunk)
         try:
+            connection.sock.settimeout(deadline.socket_timeout(timeout, sent, size))
             response = connection.getresponse()
         except UPLOAD_ERRORS as error:
+            if deadline.passed():
+                raise deadline.over(sent, size)
             raise UploadError("the connection broke after %d of %d bytes: %s" % (sent, size, send_error or error), sent)
         response.read(4096)
         if send_error is not None and response.status == 200:
@@ -305,9 +359,12 @@ def _put_file(url, path, size, validate_certs, timeout, chunk_size):
         connection.close()
 
 
-def upload_raw_vdi(base_url, query, path, validate_certs=True, timeout=30, chunk_size=CHUNK_SIZE, redirects=3):
+def upload_raw_vdi(
+    base_url, query, path, validate_certs=True, timeout=30, chunk_size=CHUNK_SIZE, redirects=3, limit=None
+):
     """Stream the file at C(path) to C(PUT /import_raw_vdi) in constant memory, following XAPI's redirect to a
-    host that sees the SR. C(query) holds session_id, task_id and sr_id (or vdi).
+    host that sees the SR (never over plain http to another host). C(query) holds session_id, task_id and sr_id
+    (or vdi). C(timeout) bounds each socket operation, C(limit) (seconds, the option) the whole upload.
 
     Returns:
         int: the bytes sent.
@@ -317,12 +374,17 @@ def upload_raw_vdi(base_url, query, path, validate_certs=True, timeout=30, chunk
     """
     size = os.path.getsize(path)
     url = "%s/import_raw_vdi?%s" % (base_url.rstrip("/"), urlencode(sorted(query.items())))
+    deadline = Deadline(limit)
+    redirected = False
     for _attempt in range(redirects + 1):
-        status, location, sent = _put_file(
-            url, path, size, validate_certs=validate_certs, timeout=timeout, chunk_size=chunk_size
-        )
+        try:
+            status, location, sent = _put_file(url, path, size, validate_certs, timeout, chunk_size, deadline)
+        except UploadError as error:
+            if not redirected:
+                raise
+            raise UploadError("redirected to %s, %s" % (without_query(url), error.msg), error.sent, error.status)
         if status in (301, 302, 303, 307, 308) and location:
-            url = urljoin(url, location)
+            url, redirected = redirect_target(url, location), True
             continue
         if status != 200:
             reason = {401: "the session was refused", 403: "the user may not import VDIs (RBAC)"}.get(status, "")

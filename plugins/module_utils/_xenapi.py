@@ -13,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
+import socket
 import ssl
 import traceback
 
@@ -38,6 +39,9 @@ HIMN_BRIDGE = "xenapi"
 DOM0_PLUGIN = "xenserver_openstack"
 DEFAULT_URL = "http://" + HIMN_DOM0_ADDRESS
 ORIGINATOR = "xenserver.openstack"
+# Seconds a Dom0 plugin call may take (option plugin_timeout of the modules that call the plugin): a conntrackd
+# restart or a batch of housekeeping takes longer than an ordinary XAPI call.
+PLUGIN_TIMEOUT = 120
 
 # What an operator should do about an XAPI error code. Each template gets
 # {url}, {call} and {p0}, {p1}, ... (the error parameters).
@@ -129,15 +133,27 @@ def normalise_url(value):
     return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
 
 
-def with_host(url, host):
-    """Return C(url) pointing at another host, keeping its scheme and port."""
+def https_url(host, port, path="", query=""):
+    """An https URL for a host that a URL named over http: an explicit port is kept, except http's 80."""
+    host = "[%s]" % host if ":" in host else host
+    netloc = host if port in (None, 80) else "%s:%s" % (host, port)
+    return urlunsplit(("https", netloc, path, query, ""))
+
+
+def master_url_of(url, master):
+    """Return the pool master's URL after C(HOST_IS_SLAVE) named its address.
+
+    Always https, whatever the member's URL: the master's address is its management address, off the HIMN, and a
+    login over http there would carry the root password in clear (from http://169.254.0.1, which never leaves the
+    host, the member answers HOST_IS_SLAVE too). An explicit port is kept, except http's 80.
+    """
     parts = urlsplit(url)
-    netloc = host if parts.port is None else "%s:%s" % (host, parts.port)
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    return https_url(master, parts.port, parts.path)
 
 
 def _transport(url, validate_certs, timeout):
-    """Return an XML-RPC transport with a socket timeout, verifying certificates unless told not to."""
+    """Return an XML-RPC transport with a socket timeout (its C(timeout) attribute, which may change between
+    calls), verifying certificates unless told not to."""
     if url.startswith("https://"):
         context = ssl.create_default_context() if validate_certs else ssl._create_unverified_context()
         base = xmlrpc_client.SafeTransport
@@ -149,10 +165,19 @@ def _transport(url, validate_certs, timeout):
     class TimeoutTransport(base):
         def make_connection(self, host):
             connection = base.make_connection(self, host)  # an old-style class on Python 2.7: no super()
-            connection.timeout = timeout
+            connection.timeout = self.timeout
+            if getattr(connection, "sock", None) is not None:  # a kept-alive connection
+                connection.sock.settimeout(self.timeout)
             return connection
 
-    return TimeoutTransport(**kwargs)
+    transport = TimeoutTransport(**kwargs)
+    transport.timeout = timeout
+    return transport
+
+
+def is_timeout(error):
+    """Whether a transport error is a socket timeout (the call took longer than its limit)."""
+    return isinstance(error, socket.timeout)
 
 
 class _RecordingDispatcher:
@@ -171,17 +196,24 @@ class _RecordingDispatcher:
         return self._session.xenapi_request(self._name, args)
 
 
-def explain_transport_error(url, error, call):
+def explain_transport_error(url, error, call, limit=None):
     """Return the user message for an error that kept a call from reaching XAPI or being answered.
 
     Args:
         url: the XAPI URL.
         error: the exception raised by the transport.
         call: the XAPI call that was being made.
+        limit: (seconds, the option that sets them) of the call, for a timeout's message.
 
     Returns:
         str: the message.
     """
+    if limit is not None and is_timeout(error):
+        return (
+            "XAPI at %s did not answer %s within %d s (option %s): the host may be overloaded or the call stuck. "
+            "Check the host (xe task-list, /var/log/xensource.log), or raise %s if the call needs longer."
+            % (url, call, limit[0], limit[1], limit[1])
+        )
     if is_certificate_error(error):
         return (
             "The TLS certificate of %s could not be verified: %s. Trust the host's certificate on this machine, "
@@ -270,6 +302,12 @@ class XenAPIModule:
         self.master_url = None
         self.last_call = "session.login_with_password"
         self.xapi_unreachable = None
+        self.transport = None
+
+    @property
+    def limit(self):
+        """The limit of an ordinary XAPI call, for a timeout's message: (seconds, the option)."""
+        return self.params["timeout"], "timeout"
 
     def check_params(self):
         """Check the module's own options before anything is called; raise XenAPIModuleError to refuse them."""
@@ -306,7 +344,9 @@ class XenAPIModule:
                 xapi_error=list(error.details),
             )
         except TRANSPORT_ERRORS as error:
-            raise XenAPIModuleError(explain_transport_error(self.master_url or self.url, error, self.last_call))
+            raise XenAPIModuleError(
+                explain_transport_error(self.master_url or self.url, error, self.last_call, self.limit)
+            )
         finally:
             self._logout()
 
@@ -326,10 +366,10 @@ class XenAPIModule:
                 )
             self._login_at_master(error.details[1])
         except TRANSPORT_ERRORS as error:
-            raise XAPIUnreachable(explain_transport_error(self.url, error, self.last_call))
+            raise XAPIUnreachable(explain_transport_error(self.url, error, self.last_call, self.limit))
 
     def _login_at_master(self, master):
-        self.master_url = with_host(self.url, master)
+        self.master_url = master_url_of(self.url, master)
         try:
             self._login_at(self.master_url)
         except XenAPI.Failure as error:
@@ -340,14 +380,37 @@ class XenAPIModule:
             )
         except TRANSPORT_ERRORS as error:
             raise XenAPIModuleError(
-                "%s is a pool member whose master is %s, and the master cannot be reached: %s "
-                "Set url to an address of the master that this machine can reach."
-                % (self.url, master, explain_transport_error(self.master_url, error, self.last_call))
+                "%s is a pool member whose master is %s, and the master cannot be reached over https (the module "
+                "never logs in to another host over plain http): %s Set url to %s, or to another address of the "
+                "master that this machine reaches over https (with validate_certs=false only if the master still "
+                "has its self-signed certificate and you accept that)."
+                % (
+                    self.url,
+                    master,
+                    explain_transport_error(self.master_url, error, self.last_call, self.limit),
+                    self.master_url,
+                )
             )
+
+    def call_dom0_plugin(self, host_ref, function, params):
+        """Call a function of the collection's Dom0 plugin on a host, within the module's plugin_timeout (a plugin
+        call may take longer than an ordinary call): JSON parameters in, JSON result out."""
+        seconds = self.params.get("plugin_timeout") or PLUGIN_TIMEOUT
+        saved, self.transport.timeout = self.transport.timeout, seconds
+        try:
+            return call_dom0_plugin(self.xapi, host_ref, function, params)
+        except TRANSPORT_ERRORS as error:
+            call = "host.call_plugin (%s %s)" % (DOM0_PLUGIN, function)
+            raise XenAPIModuleError(
+                explain_transport_error(self.master_url or self.url, error, call, (seconds, "plugin_timeout"))
+            )
+        finally:
+            self.transport.timeout = saved
 
     def _login_at(self, url):
         self.last_call = "session.login_with_password"
-        session = XenAPI.Session(url, transport=_transport(url, self.params["validate_certs"], self.params["timeout"]))
+        self.transport = _transport(url, self.params["validate_certs"], self.params["timeout"])
+        session = XenAPI.Session(url, transport=self.transport)
         session.xenapi.login_with_password(self.params["username"], self.params["password"], "2.0", ORIGINATOR)
         self.session = session
         self.xapi = _RecordingDispatcher(session, self)

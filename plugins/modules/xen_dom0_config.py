@@ -25,6 +25,7 @@ description:
     one; an operation that fails stops the run, and the message names it and the operations done before it.
 extends_documentation_fragment:
   - xenserver.openstack.xenapi
+  - xenserver.openstack.xenapi.dom0_plugin
   - xenserver.openstack.attributes
 attributes:
   check_mode:
@@ -210,9 +211,9 @@ not_run:
 """
 
 from ansible_collections.xenserver.openstack.plugins.module_utils._xenapi import (
+    PLUGIN_TIMEOUT,
     XenAPIModule,
     XenAPIModuleError,
-    call_dom0_plugin,
     find_vm,
     read_local_vm_uuid,
 )
@@ -271,6 +272,7 @@ class XenDom0ConfigModule(XenAPIModule):
             ),
         ),
         restart_services=dict(type="list", elements="str", choices=["conntrackd"]),
+        plugin_timeout=dict(type="int", default=PLUGIN_TIMEOUT),
     )
     module_kwargs = dict(
         supports_check_mode=True,
@@ -308,7 +310,7 @@ class XenDom0ConfigModule(XenAPIModule):
         answers = []
         if planned:
             calls = [dict(function=function, params=params) for _name, function, params in planned]
-            answers = call_dom0_plugin(self.xapi, host_ref, "batch", dict(calls=calls, check=self.check_mode))
+            answers = self.call_dom0_plugin(host_ref, "batch", dict(calls=calls, check=self.check_mode))
             answers = answers["results"]
         diffs = []
         for (name, _function, _params), answer in zip(planned, answers):

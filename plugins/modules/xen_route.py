@@ -25,6 +25,7 @@ description:
   - All the routes of a run are set and saved, or none (on a failure the plugin takes back what it had set).
 extends_documentation_fragment:
   - xenserver.openstack.xenapi
+  - xenserver.openstack.xenapi.dom0_plugin
   - xenserver.openstack.attributes
 attributes:
   check_mode:
@@ -103,9 +104,9 @@ host:
 from ansible_collections.xenserver.openstack.plugins.module_utils._ipv4 import IPv4Address, IPv4Network
 from ansible_collections.xenserver.openstack.plugins.module_utils._xenapi import (
     HIMN_BRIDGE,
+    PLUGIN_TIMEOUT,
     XenAPIModule,
     XenAPIModuleError,
-    call_dom0_plugin,
     find_himn,
     find_vm,
     himn_vif,
@@ -147,6 +148,7 @@ class XenRouteModule(XenAPIModule):
         gateway=dict(type="str"),
         vm_uuid=dict(type="str"),
         state=dict(type="str", choices=["present", "absent"], default="present"),
+        plugin_timeout=dict(type="int", default=PLUGIN_TIMEOUT),
     )
     module_kwargs = dict(supports_check_mode=True)
 
@@ -174,11 +176,11 @@ class XenRouteModule(XenAPIModule):
         if self.params["state"] == "present":
             gateway = self.params["gateway"] or self._himn_address(vm_ref, vm)
             routes = [dict(network=network, gateway=gateway) for network in self.networks]
-            answer = call_dom0_plugin(self.xapi, host_ref, "route_ensure", dict(routes=routes, check=self.check_mode))
+            answer = self.call_dom0_plugin(host_ref, "route_ensure", dict(routes=routes, check=self.check_mode))
             result["gateway"] = gateway
         else:
-            answer = call_dom0_plugin(
-                self.xapi, host_ref, "route_remove", dict(networks=self.networks, check=self.check_mode)
+            answer = self.call_dom0_plugin(
+                host_ref, "route_remove", dict(networks=self.networks, check=self.check_mode)
             )
         result.update(
             changed=answer["changed"],

@@ -84,7 +84,10 @@ options:
     default: [ext, nfs]
   wait_timeout:
     description:
-      - Seconds to wait for XAPI to finish the upload, the precheck and the apply, each.
+      - Seconds the upload of the pack (the whole transfer, O(timeout) being the limit of each network operation),
+        the precheck and the apply may take, each. When they are over the module fails naming this option.
+      - The upload goes to the pool master over https when O(url) is a member (see O(url)); a redirect of the
+        upload to another host is never followed over plain http.
     type: int
     default: 600
 notes:
@@ -546,6 +549,7 @@ class XenSuppackModule(XenAPIModule):
                     self.params["iso"],
                     validate_certs=self.params["validate_certs"],
                     timeout=self.params["timeout"],
+                    limit=(self.params["wait_timeout"], "wait_timeout"),
                 )
             except UploadError as error:
                 problem = error.msg

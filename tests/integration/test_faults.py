@@ -140,7 +140,7 @@ RUN1 = [
         [
             "http://169.254.0.1 is a pool member whose master is %s" % UNREACHABLE_MASTER,
             "the master cannot be reached",
-            "Set url to an address of the master",
+            "Set url to https://%s, or to another address of the master" % UNREACHABLE_MASTER,
         ],
     ),
     (

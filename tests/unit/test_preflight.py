@@ -5,12 +5,14 @@ xen_host_info and of the checks); the named scenarios of the issue are also chec
 """
 
 import os
+import pathlib
 
 import pytest
 import yaml
 from ansible_collections.xenserver.openstack.plugins.filter import misc_patches as filters
 from ansible_collections.xenserver.openstack.plugins.module_utils import _preflight
 from ansible_collections.xenserver.openstack.plugins.modules import xen_host_info
+from tlscert import certificate
 from xapisim.pytest_plugin import SCENARIO_DIR, scenario_names, scenario_path
 from xapisim.scenario import load_scenario
 
@@ -67,12 +69,29 @@ def oracle(scenario):
     return failed, words
 
 
+@pytest.fixture(autouse=True)
+def restore_ssl_cert_file():
+    """read_host trusts a pool master's certificate through SSL_CERT_FILE: put it back after each test."""
+    saved = os.environ.get("SSL_CERT_FILE")
+    yield
+    if saved is None:
+        os.environ.pop("SSL_CERT_FILE", None)
+    else:
+        os.environ["SSL_CERT_FILE"] = saved
+
+
 def read_host(xapi_sim, run_module, name, **start):
-    """Start the simulator of a scenario (and the master of a pool member) and run xen_host_info on it."""
+    """Start the simulator of a scenario (and the master of a pool member, over https with a certificate this
+    process trusts) and run xen_host_info on it."""
     sim = xapi_sim(name, **start)
     if sim.scenario.get("local_host") and sim.scenario["local_host"] != sim.scenario["pool"]["master"]:
         master = sim.scenario["hosts"][sim.scenario["pool"]["master"]]["address"]
-        xapi_sim(os.path.join(SCENARIO_DIR, "pool-master.yml"), host=master, port=int(sim.url.rsplit(":", 1)[1]))
+        folder = pathlib.Path(sim.root) / "master-tls"
+        folder.mkdir(parents=True)
+        tls = certificate(folder, master)
+        os.environ["SSL_CERT_FILE"] = tls[0]  # restored by restore_ssl_cert_file
+        port = int(sim.url.rsplit(":", 1)[1])
+        xapi_sim(os.path.join(SCENARIO_DIR, "pool-master.yml"), host=master, port=port, tls=tls)
     creds = sim.scenario["credentials"]
     args = dict(url=sim.url, username=creds["username"], password=creds["password"])
     args["vm_uuid"] = sim.scenario["vms"]["compute"]["uuid"]

@@ -5,12 +5,15 @@ of its RPMs, so a plugin call after the apply runs the plugin that came out of t
 """
 
 import http.client
+import http.server
 import json
 import os
 import shutil
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 
 import pytest
 import XenAPI
@@ -405,3 +408,84 @@ def test_task_results():
 def test_update_errors_name_the_fix(details, fix):
     message = _suppack.explain_update_failure(details, "xenserver-openstack", "http://h", "pool_update.apply")
     assert fix in message and not message.startswith("XAPI error during")
+
+
+# -- the upload leaves the HIMN only over https, and is bounded ------------------------------------------------
+class Recorder(http.server.BaseHTTPRequestHandler):
+    """Records each request line; answers a PUT with what the server's ``answer`` says."""
+
+    def do_PUT(self):
+        self.server.requests.append(self.requestline)
+        status, location, read_rate = self.server.answer
+        length = int(self.headers.get("Content-Length", 0))
+        while length > 0:
+            chunk = self.rfile.read(min(length, read_rate or length))
+            if not chunk:
+                break
+            length -= len(chunk)
+            if read_rate:
+                time.sleep(0.5)  # a host that takes the data slower and slower: read_rate bytes a half second
+        self.send_response(status)
+        if location:
+            self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def http_server():
+    """Factory: a plain HTTP server on (host, port) answering PUTs with (status, location, read rate)."""
+    servers = []
+
+    def start(host, port=0, answer=(200, None, None)):
+        server = http.server.ThreadingHTTPServer((host, port), Recorder)
+        server.requests, server.answer = [], answer
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def test_finding_4_an_upload_redirected_off_the_himn_never_goes_over_plain_http(http_server, tmp_path):
+    """Issue 18, finding 4: the upload's URL carries the session id; a redirect to another host of the pool over
+    plain http would show it on the management network."""
+    member = http_server("127.0.0.1")
+    port = member.server_address[1]
+    master = http_server("127.0.0.2", port)
+    member.answer = (302, "http://127.0.0.2:%d/import_raw_vdi?session_id=OpaqueRef:s3cret" % port, None)
+    iso = tmp_path / "pack.iso"
+    iso.write_bytes(b"x" * 4096)
+    with pytest.raises(_suppack.UploadError) as error:
+        _suppack.upload_raw_vdi("http://127.0.0.1:%d" % port, {"session_id": "OpaqueRef:s3cret"}, str(iso))
+    assert "redirected to https://127.0.0.2:%d/import_raw_vdi" % port in str(error.value)
+    assert "s3cret" not in str(error.value)
+    assert not any("s3cret" in line for line in master.requests), master.requests
+    # Within the HIMN (the same host), a redirect over http is followed.
+    member.answer = (302, "http://127.0.0.1:%d/import_raw_vdi?session_id=OpaqueRef:s3cret&x=1" % port, None)
+    with pytest.raises(_suppack.UploadError, match="more than 3 times"):
+        _suppack.upload_raw_vdi("http://127.0.0.1:%d" % port, {"session_id": "OpaqueRef:s3cret"}, str(iso))
+    assert len(member.requests) == 1 + 4
+
+
+def test_an_upload_that_crawls_fails_within_its_limit_naming_it(http_server, tmp_path):
+    slow = http_server("127.0.0.1", answer=(200, None, 16384))
+    iso = tmp_path / "pack.iso"
+    iso.write_bytes(b"x" * (8 << 20))
+    started = time.monotonic()
+    with pytest.raises(_suppack.UploadError) as error:
+        _suppack.upload_raw_vdi(
+            "http://127.0.0.1:%d" % slow.server_address[1],
+            {"session_id": "x"},
+            str(iso),
+            timeout=30,
+            limit=(3, "wait_timeout"),
+        )
+    assert time.monotonic() - started < 8
+    assert "did not finish within 3 s (option wait_timeout)" in str(error.value)
