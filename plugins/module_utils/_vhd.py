@@ -18,6 +18,7 @@ __metaclass__ = type
 
 import gzip
 import hashlib
+import json
 import os
 import posixpath
 import shutil
@@ -101,9 +102,16 @@ def _reject_other_formats(path, head):
     )
 
 
-def _check_member(path, index, member, tar):
-    """Check one tar member: C(0.vhd) first, a regular file named C(*.vhd), ending with a VHD footer."""
+def _check_member(path, index, member, tar, seen):
+    """Check one tar member: C(0.vhd) first, a regular file named C(*.vhd) once only, ending with a VHD footer."""
     name = posixpath.normpath(member.name)
+    if name in seen:
+        # Dom0 unpacks the tar: the later member would silently replace the one checked (and digested) first.
+        raise VHDImageError(
+            "%s holds %s twice: XenServer images hold each VHD of the chain once. Rebuild it (tar -czf IMAGE.tgz "
+            "0.vhd)." % (path, name)
+        )
+    seen.add(name)
     if index == 0 and name != "0.vhd":
         raise VHDImageError(
             "The first member of %s is %s, not 0.vhd: XenServer images hold their VHD chain as 0.vhd "
@@ -149,7 +157,8 @@ def inspect_vhd_tgz(path, algorithms=DIGESTS):
         reader = _DigestingReader(image, algorithms)
         try:
             with tarfile.open(fileobj=reader, mode="r|gz", bufsize=CHUNK) as tar:
-                members = [_check_member(path, index, member, tar) for index, member in enumerate(tar)]
+                seen = set()
+                members = [_check_member(path, index, member, tar, seen) for index, member in enumerate(tar)]
         except (tarfile.TarError, BAD_GZIP, EOFError, zlib.error) as error:
             raise VHDImageError(
                 "%s is not a valid gzip tar (%s). XenServer images are a gzip tar of VHD files; %s"
@@ -170,12 +179,72 @@ def file_digest(path, algorithm):
     return digest.hexdigest()
 
 
+def detect_format(path):
+    """The qemu-img format of a disk image by its first bytes (and a VHD's footer): qcow2, vmdk, vhdx, vpc, else
+    raw. The collection never lets qemu-img probe: it reads a raw disk whose guest wrote a qcow2 header as that
+    qcow2, backing file and all."""
+    with open(path, "rb") as image:
+        head = image.read(64)
+        image.seek(max(0, os.path.getsize(path) - VHD_FOOTER_SIZE))
+        footer = image.read(VHD_FOOTER_SIZE)
+    for magic, name in ((QCOW2_MAGIC, "qcow2"), (b"KDMV", "vmdk"), (b"# Disk DescriptorFile", "vmdk")):
+        if head.startswith(magic):
+            return name
+    if head.startswith(b"vhdxfile"):
+        return "vhdx"
+    if head.startswith(VHD_COOKIE) or footer.startswith(VHD_COOKIE):
+        return "vpc"
+    return "raw"
+
+
+def _other_files(info, src):
+    """The files other than C(src) that C(qemu-img info) says the image reads: backing files, external data files,
+    VMDK extents, child nodes."""
+    found = []
+    if isinstance(info, dict):
+        for key, value in sorted(info.items()):
+            if key in ("backing-filename", "full-backing-filename", "data-file") and value:
+                found.append("%s %s" % (key.replace("full-", ""), value))
+            elif key == "filename" and isinstance(value, str) and os.path.abspath(value) != src:
+                found.append("%s %s" % (key, value))
+            else:
+                found.extend(_other_files(value, src))
+    elif isinstance(info, list):
+        for item in info:
+            found.extend(_other_files(item, src))
+    return sorted(set(found))
+
+
+def inspect_disk(run_command, qemu_img, src, src_format):
+    """Check with C(qemu-img info --output=json -f FORMAT) that the disk image C(src) (an absolute path) reads no
+    other file: a backing file, an external data file or VMDK extents could be any file of this machine, and the
+    converted image goes to Glance. Return qemu-img's description of it."""
+    rc, out, err = run_command([qemu_img, "info", "--output=json", "-f", src_format, src])
+    if rc:
+        raise VHDImageError(
+            "qemu-img cannot read %s as %s: %s. Give its format as src_format." % (src, src_format, err.strip())
+        )
+    try:
+        info = json.loads(out)
+    except ValueError:
+        raise VHDImageError("qemu-img info gave no JSON for %s: %s" % (src, out.strip()[:200]))
+    others = _other_files(info, src)
+    if others:
+        raise VHDImageError(
+            "%s (%s) makes qemu-img read other files (%s): refusing to convert it, as their content would go into "
+            "the image. Flatten it into a self-contained image first (qemu-img convert -O qcow2 on a copy that you "
+            "trust), or give the right src_format." % (src, src_format, "; ".join(others))
+        )
+    return info
+
+
 def make_vhd_tgz(run_command, qemu_img, src, dest, src_format=None, compression_level=6):
     """Build the XenServer-format image C(dest) from the disk image C(src).
 
-    The disk is converted to a dynamic VHD with C(qemu-img convert -O vpc) in a temporary directory next to
-    C(dest), put in a gzip tar as C(0.vhd), and the result renamed to C(dest) (so C(dest) is either the
-    old file or the complete new one).
+    C(src) is inspected first (C(inspect_disk)), then converted to a dynamic VHD with C(qemu-img convert -f FORMAT
+    -O vpc) in a temporary directory next to C(dest), put in a gzip tar as C(0.vhd), and the result renamed to
+    C(dest) (so C(dest) is either the old file or the complete new one). qemu-img always gets the format (-f) and
+    an absolute path (a name like C(json:{...}) or C(nbd:...) would otherwise be read as what to open).
 
     Args:
         run_command: runs a command given as a list and returns (rc, stdout, stderr), like
@@ -183,19 +252,28 @@ def make_vhd_tgz(run_command, qemu_img, src, dest, src_format=None, compression_
         qemu_img: path of the qemu-img program.
         src: the raw, qcow2 (or any qemu-img-readable) disk image.
         dest: the C(.tgz) file to write.
-        src_format: the qemu-img format name of C(src); None lets qemu-img probe it.
+        src_format: the qemu-img format name of C(src); None takes it from the file's first bytes (detect_format).
         compression_level: gzip level, 0 (none) to 9.
 
+    Returns:
+        str: the format C(src) was read as.
+
     Raises:
-        VHDImageError: qemu-img failed; the message carries its error.
+        VHDImageError: C(src) reads other files, or qemu-img failed; the message carries its error.
     """
+    if os.path.basename(src).startswith("json:"):
+        raise VHDImageError(
+            "%s is named like qemu's json: pseudo-files (a description of what to open): refusing to convert it. "
+            "Rename the file." % src
+        )
+    src = os.path.abspath(src)
+    src_format = src_format or detect_format(src)
+    inspect_disk(run_command, qemu_img, src, src_format)
     directory = os.path.dirname(os.path.abspath(dest))
     work = tempfile.mkdtemp(dir=directory, prefix=".vhd_tgz-")
     try:
         vhd = os.path.join(work, "0.vhd")
-        command = [qemu_img, "convert", "-O", "vpc", "-o", "subformat=dynamic"]
-        if src_format:
-            command += ["-f", src_format]
+        command = [qemu_img, "convert", "-f", src_format, "-O", "vpc", "-o", "subformat=dynamic"]
         rc, _out, err = run_command(command + [src, vhd])
         if rc:
             raise VHDImageError("qemu-img could not convert %s to VHD: %s" % (src, err.strip() or "exit %d" % rc))
@@ -206,6 +284,7 @@ def make_vhd_tgz(run_command, qemu_img, src, dest, src_format=None, compression_
         os.rename(packed, dest)  # same file system: replaces dest atomically
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    return src_format
 
 
 def _anonymous(info):

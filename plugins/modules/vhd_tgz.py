@@ -24,6 +24,10 @@ description:
   - O(dest) is written to a temporary file next to it and renamed, so it is always either the previous file or
     the complete new one.
   - Upload the result with M(xenserver.openstack.vhd_image).
+  - O(src) is inspected first with C(qemu-img info --output=json -f FORMAT) - an image that makes qemu-img read
+    another file (a backing file, an external data file, VMDK extents) is refused, as that file's content would go
+    into an image that Glance may make public; so is a file named C(json:...), which qemu would read as a
+    description of what to open.
 extends_documentation_fragment:
   - xenserver.openstack.attributes
 attributes:
@@ -46,7 +50,9 @@ options:
   src_format:
     description:
       - The qemu-img format name of O(src), for example V(qcow2) or V(raw).
-      - If not set, qemu-img probes it. Give V(raw) for raw images, which qemu-img probes only with a warning.
+      - If not set, the module tells it from the first bytes of O(src) (qcow2, vmdk, vhdx, vpc, else raw). qemu-img
+        always gets the format with C(-f), as its own probing would read a raw disk whose guest wrote a qcow2 header
+        as that qcow2, and follow its backing file.
     type: str
   compression_level:
     description:
@@ -98,6 +104,12 @@ size:
   returned: success
   type: int
   sample: 12716457
+src_format:
+  description: The format O(src) was read as (O(src_format), or the one its first bytes show); only when it was
+    converted.
+  returned: changed and not in check mode
+  type: str
+  sample: qcow2
 """
 
 import os
@@ -143,12 +155,13 @@ def main():
         module.fail_json(msg="compression_level must be 0 to 9, not %d." % module.params["compression_level"])
     state = dest_state(src, dest)
     changed = module.params["force"] or state != "up to date"
+    result = {}
     if changed and not module.check_mode:
         qemu_img = module.get_bin_path("qemu-img")
         if qemu_img is None:
             module.fail_json(msg=QEMU_IMG_MISSING)
         try:
-            make_vhd_tgz(
+            result["src_format"] = make_vhd_tgz(
                 module.run_command,
                 qemu_img,
                 src,
@@ -159,12 +172,13 @@ def main():
         except VHDImageError as error:
             module.fail_json(msg=to_native(error))
     after = "built from %s" % src if changed else state
-    module.exit_json(
+    result.update(
         changed=changed,
         dest=dest,
         size=os.path.getsize(dest) if os.path.exists(dest) else 0,
         diff=dict(before="%s: %s\n" % (dest, state), after="%s: %s\n" % (dest, after)),
     )
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import tarfile
 import threading
@@ -196,7 +197,7 @@ def test_vhd_tgz_reports_what_qemu_img_says_and_leaves_no_file(tmp_path, run_mod
     src.write_bytes(b"junk" * 1000)
     result = run_module(vhd_tgz, dict(src=str(src), dest=str(tmp_path / "x.vhd.tgz"), src_format="qcow2"))
     assert result["failed"] is True
-    assert result["msg"].startswith("qemu-img could not convert %s to VHD: " % src)
+    assert result["msg"].startswith("qemu-img cannot read %s as qcow2: " % src)
     assert sorted(os.listdir(tmp_path)) == ["junk.img"]
 
 
@@ -467,3 +468,90 @@ def test_finding_3_a_cloud_dict_never_reaches_the_log_and_only_secrets_are_maske
     assert "s3cret" not in json.dumps(result)
     # Only the secrets are masked in the output, not every value of the cloud (a word like "public" or a URL).
     assert result["failed"] is True and "Keystone is %s" % keystone in result["msg"]
+
+
+# --- issue 18: what qemu-img and the tgz check must not let through -------------------------------------------
+
+SECRET = b"controller secret " * 4096  # 72 kB of a file of the controller's
+
+
+def vhd_bytes(dest, tmp_path):
+    """The 0.vhd in a built XenServer image, converted back to raw (what a guest of the image would see)."""
+    with tarfile.open(dest, "r:gz") as tar:
+        tar.extract("0.vhd", tmp_path / "check", filter="data")
+    raw = tmp_path / "check" / "0.raw"
+    qemu_img("convert", "-f", "vpc", "-O", "raw", str(tmp_path / "check" / "0.vhd"), str(raw))
+    return raw.read_bytes()
+
+
+def crafted(tmp_path, kind):
+    """A disk image that makes qemu-img read another file of the machine: (path, format to give, file it reads)."""
+    secret = tmp_path / "secret.raw"
+    secret.write_bytes(SECRET)
+    if kind == "backing file":
+        path = tmp_path / "evil.qcow2"
+        qemu_img("create", "-q", "-f", "qcow2", "-b", str(secret), "-F", "raw", str(path))
+        return path, "qcow2"
+    if kind == "backing file, format probed":
+        path = tmp_path / "evil.img"
+        qemu_img("create", "-q", "-f", "qcow2", "-b", str(secret), "-F", "raw", str(path))
+        return path, None
+    if kind == "external data file":
+        path = tmp_path / "evil.qcow2"
+        qemu_img("create", "-q", "-f", "qcow2", "-o", "data_file=%s,data_file_raw=on" % secret, str(path), "72K")
+        secret.write_bytes(SECRET)  # qemu-img create made the data file anew
+        return path, "qcow2"
+    if kind == "vmdk extent":
+        path = tmp_path / "evil.vmdk"
+        path.write_text(
+            '# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\ncreateType="monolithicFlat"\n'
+            'RW 144 FLAT "%s" 0\n' % secret
+        )
+        return path, "vmdk"
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize("kind", ["backing file", "backing file, format probed", "external data file", "vmdk extent"])
+def test_finding_6_a_crafted_disk_image_cannot_put_a_controller_file_into_the_vhd(tmp_path, run_module, kind):
+    """Issue 18, finding 6: qemu-img follows what an image names (a backing file, an external data file, VMDK
+    extents) and probes the format; the VHD would go to Glance as a public image."""
+    src, fmt = crafted(tmp_path, kind)
+    dest = tmp_path / "evil.vhd.tgz"
+    args = dict(src=str(src), dest=str(dest))
+    if fmt:
+        args["src_format"] = fmt
+    result = run_module(vhd_tgz, args)
+    if dest.exists():  # today's code: the controller's file is in the image
+        assert SECRET[:1024] not in vhd_bytes(dest, tmp_path)
+    assert result["failed"] is True, result
+    assert "refusing to convert it" in result["msg"] and str(src) in result["msg"]
+    assert not dest.exists()
+
+
+def test_finding_6_a_json_pseudo_file_name_is_a_file_name(tmp_path, run_module, monkeypatch):
+    """qemu reads a file name that starts with json: as a description of what to open."""
+    (tmp_path / "secret.raw").write_bytes(SECRET)
+    name = 'json:{"driver": "raw", "file": {"driver": "file", "filename": "secret.raw"}}'
+    shutil.copy(disk(tmp_path, "plain.raw", fmt="raw"), tmp_path / name)
+    monkeypatch.chdir(tmp_path)
+    result = run_module(vhd_tgz, dict(src=name, dest=str(tmp_path / "out.vhd.tgz"), src_format="raw"))
+    if (tmp_path / "out.vhd.tgz").exists():
+        assert SECRET[:1024] not in vhd_bytes(tmp_path / "out.vhd.tgz", tmp_path)
+    assert result["failed"] is True and "json:" in result["msg"]
+
+
+def test_the_format_is_always_given_to_qemu_img(tmp_path, run_module):
+    """Without src_format the module tells the format from the file's first bytes and gives it to qemu-img with -f
+    (qemu-img's own probing reads a raw disk whose guest wrote a qcow2 header as that qcow2)."""
+    for name, fmt in (("plain.qcow2", "qcow2"), ("plain.raw", "raw")):
+        result = run_module(vhd_tgz, dict(src=str(disk(tmp_path, name, fmt=fmt)), dest=str(tmp_path / (name + ".tgz"))))
+        assert result["changed"] is True and result["src_format"] == fmt, result
+
+
+@pytest.mark.parametrize(
+    "members", [[("0.vhd", FOOTER), ("0.vhd", FOOTER)], [("0.vhd", FOOTER), ("1.vhd", FOOTER), ("./0.vhd", FOOTER)]]
+)
+def test_finding_11_a_tgz_with_two_0_vhd_is_refused(tmp_path, members):
+    """Issue 18, finding 11: Dom0 unpacks the tar, so the later 0.vhd would silently replace the first."""
+    with pytest.raises(VHDImageError, match=r"holds 0\.vhd twice"):
+        inspect_vhd_tgz(str(tgz(tmp_path / "image.tgz", members)))
