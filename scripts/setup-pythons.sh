@@ -5,7 +5,9 @@
 #                      Python both lines accept (3.12), and a collections path with this collection (symlink) and
 #                      the ansible.posix / community.general of the PyPI `ansible` release made for that line;
 #   .build/targets/pyX.Y  venvs of pyenv's Python 2.7, 3.6 and 3.8 with what the modules need on such a node
-#                      (tests/targets/requirements-pyX.Y.txt: XenAPI and openstacksdk at OpenStack's pins).
+#                      (tests/targets/requirements-pyX.Y.txt: XenAPI and openstacksdk at OpenStack's pins);
+#   .build/dom0-python/pythonX.Y+six  venvs of pyenv's Python 2.7 and 3.6 as a Dom0 has them, for the XAPI
+#                      simulator's plugins (tests/xapisim/dom0-requirements.txt and the XenAPIPlugin stand-in).
 # Safe to run again: it builds only what is missing or whose pins changed, and says what it does.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +19,7 @@ LINES=(
   "2.19 ansible-core==2.19.14 ansible==12.3.0"
 )
 TARGET_PYTHONS=(2.7 3.6 3.8)
+DOM0_PYTHONS=(2.7 3.6) # /usr/bin/python of XenServer 7.x-XCP-ng 8.3, and XCP-ng 8.3's python3
 VIRTUALENV=virtualenv==20.15.1 # the last virtualenv that runs on Python 2.7 (it has no venv module)
 
 log() { printf '[setup-pythons] %s\n' "$*"; }
@@ -62,18 +65,18 @@ make_line() {
   echo "$stamp" >"$dir/.pins"
 }
 
-make_target() {
-  local version=$1
-  local venv=$BUILD/targets/py$version requirements=$ROOT/tests/targets/requirements-py$version.txt
+# A venv of Python VERSION in DIR with the pins of REQUIREMENTS, unless it is there with the same pins.
+make_python_venv() {
+  local version=$1 venv=$2 requirements=$3 label=$4
   if [ -x "$venv/bin/python" ] && cmp -s "$requirements" "$venv/.requirements"; then
     return 0
   fi
   local python
   python=$(find_interpreter "$version") || {
-    log "no Python $version (pyenv install $version): the tests on Python $version targets cannot run" >&2
-    return 0
+    log "no Python $version (pyenv install $version): $label cannot be built" >&2
+    return 1
   }
-  log "target Python $version: $venv from $python with $(grep -v '^#' "$requirements" | grep -Eo '^(XenAPI|openstacksdk)==[^ ]+' | paste -sd ' ')"
+  log "$label: $venv from $python with $(grep -Eo '^(XenAPI|openstacksdk|six)==[^ ]+' "$requirements" | paste -sd ' ')"
   rm -rf "$venv"
   if [ "$version" = 2.7 ]; then
     local tool=$BUILD/targets/virtualenv
@@ -88,6 +91,19 @@ make_target() {
   cp "$requirements" "$venv/.requirements"
 }
 
+make_target() {
+  make_python_venv "$1" "$BUILD/targets/py$1" "$ROOT/tests/targets/requirements-py$1.txt" "target Python $1" || true
+}
+
+# Dom0's Pythons for the XAPI simulator's plugins (tests/xapisim/dom0.py): what a Dom0's site-packages hold, and
+# the project's XenAPIPlugin stand-in through a .pth file. The environment's name is what the scenarios' `dom0`
+# section selects (python2.7+six: /usr/bin/python with python-six).
+make_dom0_python() {
+  local version=$1 venv=$BUILD/dom0-python/python$1+six
+  make_python_venv "$version" "$venv" "$ROOT/tests/xapisim/dom0-requirements.txt" "Dom0's Python $version" || return 0
+  echo "$ROOT/tests/xapisim/dom0lib" >"$(echo "$venv"/lib/python*/site-packages)/xapisim-dom0lib.pth"
+}
+
 for entry in "${LINES[@]}"; do
   # shellcheck disable=SC2086 # the entry is three words
   make_line $entry
@@ -95,4 +111,7 @@ done
 for version in "${TARGET_PYTHONS[@]}"; do
   make_target "$version"
 done
-log "ready: $(cd "$BUILD" && ls -d lines/* targets/py* 2>/dev/null | paste -sd ' ')"
+for version in "${DOM0_PYTHONS[@]}"; do
+  make_dom0_python "$version"
+done
+log "ready: $(cd "$BUILD" && ls -d lines/* targets/py* dom0-python/* 2>/dev/null | paste -sd ' ')"

@@ -10,7 +10,7 @@ ROOT=$PWD
 VENV=$ROOT/.venv
 COLLECTIONS=$ROOT/.build/collections
 APT_PACKAGES=(iproute2 iptables dnsmasq-base busybox isc-dhcp-client procps rpm qemu-utils
-  rpm2cpio cpio createrepo-c xorriso genisoimage gnupg openssl patch)
+  rpm2cpio cpio createrepo-c xorriso genisoimage gnupg openssl patch pciutils)
 
 log() { printf '[setup] %s\n' "$*"; }
 

@@ -12,11 +12,12 @@ import importlib.machinery
 import importlib.util
 import json
 import os
-import shutil
 import subprocess
 import sys
 import uuid
 import xmlrpc.client
+
+from xapisim import dom0 as xapisim_dom0
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 PLUGIN = os.path.join(os.path.dirname(TESTS), "dom0", "etc", "xapi.d", "plugins", "xenserver_openstack")
@@ -24,15 +25,15 @@ DOM0LIB = os.path.join(TESTS, "xapisim", "dom0lib")
 CHAIN = "xenserver-openstack-neutron"
 
 
-def pyenv_python(version):
-    root = subprocess.run(["pyenv", "root"], capture_output=True, text=True, check=False).stdout.strip()
-    short = ".".join(version.split(".")[:2])
-    candidate = os.path.join(root, "versions", version, "bin", "python" + short) if root else ""
-    return candidate if os.access(candidate, os.X_OK) else shutil.which("python" + short)
+def dom0_python(version):
+    """Dom0's Python ``version`` with its site-packages (xapi's XenAPI, six, the XenAPIPlugin stand-in), as
+    scripts/setup-pythons.sh builds it for the simulator."""
+    return os.path.join(xapisim_dom0.PYTHONS, xapisim_dom0.env_name(version, ["six"]), "bin", "python")
 
 
-# Dom0's Pythons (XenServer 7.x / 8.x and XCP-ng 8.2 run plugins with 2.7, XCP-ng 8.3 with 3.6), and this one.
-INTERPRETERS = {"python2.7": pyenv_python("2.7.18"), "python3.6": pyenv_python("3.6.15"), "venv": sys.executable}
+# Dom0's Pythons (XenServer 7.x / 8.x and XCP-ng 8.2 and 8.3 run `#!/usr/bin/env python` plugins with 2.7; 8.3 has
+# 3.6 as python3), and this one.
+INTERPRETERS = {"python2.7": dom0_python("2.7"), "python3.6": dom0_python("3.6"), "venv": sys.executable}
 
 STANDINS = {
     # service NAME restart: logged; fails while <log>.fail exists (printing what <log>.fail holds).

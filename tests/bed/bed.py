@@ -26,6 +26,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))
+from xapisim import dom0 as xapisim_dom0  # noqa: E402  (Dom0's file system as the simulator mounts it)
 from xapisim.scenario import ScenarioError, load_scenario  # noqa: E402  (the simulator's own loader)
 
 UDHCPC_SCRIPT = REPO / "tests" / "bed" / "udhcpc-script"
@@ -56,7 +57,7 @@ ETC_ENTRIES = {
         "multipath",
         "cron.d",
     ),
-    "dom0": ("xapi.d", "udev", "sysconfig", "cron.d", "logrotate.d", "modprobe.d", "conntrackd"),
+    "dom0": tuple(path[len("/etc/") :] for path in xapisim_dom0.MOUNTS if path.startswith("/etc/")),
     "controller": ("nova", "init.d"),
 }
 NETNS_ETC = Path("/etc/netns")
@@ -154,7 +155,7 @@ class State:
         self.data = (
             json.loads(self.path.read_text())
             if self.exists
-            else {"namespaces": [], "etc": [], "processes": {}, "complete": False}
+            else {"namespaces": [], "etc": [], "dom0_fs": [], "processes": {}, "complete": False}
         )
 
     def save(self) -> None:
@@ -165,7 +166,7 @@ class State:
         self.exists = True
 
     def record(self, key: str, item: str) -> None:
-        if item not in self.data[key]:
+        if item not in self.data.setdefault(key, []):
             self.data[key].append(item)
             self.save()
 
@@ -370,12 +371,21 @@ def give_etc(state: State, ns: str, root: Path, entries: tuple[str, ...]) -> Non
             link.symlink_to(root / "etc" / entry)
 
 
+def give_dom0_fs(state: State) -> None:
+    """The Dom0 file system rule: the mount targets the simulators need for Dom0's paths outside /etc (their
+    namespaces bind Dom0's roots over them), made as empty directories where the machine lacks them."""
+    for path in xapisim_dom0.missing_targets():
+        state.record("dom0_fs", path)
+        Path(path).mkdir(exist_ok=True)
+
+
 def give_files(state: State, pairs: list[Pair]) -> None:
     give_etc(state, CONTROLLER, controller_dir(state.dir) / "root", ETC_ENTRIES["controller"])
     for pair in pairs:
         give_etc(state, pair.compute_ns, pair.compute_dir / "root", ETC_ENTRIES["compute"])
         give_etc(state, pair.dom0_ns, pair.dom0_dir / "root", ETC_ENTRIES["dom0"])
         (pair.dom0_dir / "root" / "etc" / "xapi.d" / "plugins").mkdir(exist_ok=True)
+    give_dom0_fs(state)
 
 
 def bridge(ns: str, name: str, address: str | None = None) -> None:
@@ -476,19 +486,15 @@ def start_simulator(state: State, pair: Pair, python: str) -> None:
             "80",
             "--root",
             str(pair.dom0_dir / "root"),
-            "--plugin-python",
-            python,
+            # Dom0's `service` stand-in first on the plugins' PATH
+            "--bin-dir",
+            str(pair.dom0_dir / "bin"),
             "--netns",
             "--pid-file",
             str(pair.dom0_dir / "xapisim.pid"),
         ],
         log=pair.dom0_dir / "xapisim.log",
-        # Dom0's `service` stand-in first on PATH, for the plugins the simulator runs.
-        env=dict(
-            os.environ,
-            PYTHONPATH=pythonpath,
-            PATH=os.pathsep.join([str(pair.dom0_dir / "bin"), os.environ.get("PATH", os.defpath)]),
-        ),
+        env=dict(os.environ, PYTHONPATH=pythonpath),
     )
 
 
@@ -754,9 +760,12 @@ def start_standins(kind: str, ns: str, run_dir: Path) -> None:
 def remove_etc(path: Path) -> None:
     """Remove a symlink, or a directory if it is empty; report (not fail on) a directory someone filled.
 
-    A mount target /etc/NAME stays while another bed's namespace still has an /etc/netns/*/NAME for it.
+    A mount target /etc/NAME stays while another bed's namespace still has an /etc/netns/*/NAME for it, or a
+    simulator's Dom0 namespace mounts on it.
     """
     if path.parent == Path("/etc") and path != NETNS_ETC and any(NETNS_ETC.glob("*/" + path.name)):
+        return
+    if path.is_dir() and not path.is_symlink() and xapisim_dom0.mounted_anywhere(str(path)):
         return
     try:
         path.unlink() if path.is_symlink() else path.rmdir()
@@ -790,6 +799,8 @@ def down(args: argparse.Namespace) -> int:
         run("ip", "netns", "delete", ns)
     for path in reversed(state.data["etc"]):
         remove_etc(Path(path))
+    for path in reversed(state.data.get("dom0_fs", [])):
+        xapisim_dom0.remove_target(path)
     if (args.state_dir / "gpg").exists():  # the agent gpg started when the pack was signed
         run("gpgconf", "--homedir", str(args.state_dir / "gpg"), "--kill", "gpg-agent", check=False)
     for pair in pairs_of(state):
@@ -860,7 +871,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--scenario", default="xcpng-8.3", help="tests/scenarios/NAME.yml or the path of a .yml (default xcpng-8.3)"
     )
     up_parser.add_argument(
-        "--python", default=sys.executable, help="Python for the simulator, its plugins and Ansible (default: this one)"
+        "--python", default=sys.executable, help="Python for the simulator and Ansible (default: this one)"
     )
     up_parser.add_argument(
         "--target-python",

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 from bedlib import PREFIX, ns
+from xapisim.dom0 import missing_targets
 
 REPO = Path(__file__).resolve().parents[2]
 BED = REPO / "tests" / "bed" / "bed.py"
@@ -34,6 +35,29 @@ session.xenapi.login_with_password(sys.argv[2], sys.argv[3])
 vm = session.xenapi.VM.get_by_uuid(sys.argv[1])
 vifs = [session.xenapi.VIF.get_record(vif) for vif in session.xenapi.VM.get_VIFs(vm)]
 print(" ".join(sorted(vif["MAC"] for vif in vifs)))
+"""
+
+PROBE_PLUGIN = """#!/usr/bin/env python
+import json, os, subprocess, sys
+import XenAPIPlugin
+
+
+def probe(session, args):
+    with open("/usr/etc/bed-probe", "w") as f:
+        f.write(args["mark"])
+    tools = subprocess.check_output(["sh", "-c", "command -v service; command -v xe"]).decode().split()
+    sr = subprocess.check_output(["xe", "pool-list", "params=default-SR", "minimal=true"]).decode().strip()
+    return json.dumps({"xcp": os.listdir("/var/lib/xcp"), "sr": sr, "tools": tools, "python": sys.version[:3]})
+
+
+if __name__ == "__main__":
+    XenAPIPlugin.dispatch({"probe": probe})
+"""
+CALL_PROBE = """
+import sys, XenAPI
+session = XenAPI.Session("http://169.254.0.1")
+session.xenapi.login_with_password(sys.argv[1], sys.argv[2])
+print(session.xenapi.host.call_plugin(session.xenapi.host.get_all()[0], "bed-probe", "probe", {"mark": sys.argv[3]}))
 """
 
 pytestmark = pytest.mark.root  # tests/conftest.py skips these for a non-root developer
@@ -82,13 +106,13 @@ def command_lines() -> list[str]:
     return lines
 
 
-def assert_clean(state_dir: Path, etc_before: set[str], pids: list[int]) -> None:
-    """No namespace, process, /etc/netns entry or /etc mount target of the bed is left."""
+def assert_clean(state_dir: Path, machine_before: dict, pids: list[int]) -> None:
+    """No namespace, process, /etc/netns entry, /etc mount target or Dom0 mount target of the bed is left."""
     assert bed_namespaces() == []
     assert [pid for pid in pids if running(pid)] == []
     assert [line for line in command_lines() if str(state_dir) in line] == []
     assert not list(Path("/etc").glob("netns/%s*" % PREFIX))
-    assert set(os.listdir("/etc")) == etc_before
+    assert machine() == machine_before
 
 
 def recorded_pids(state_dir: Path) -> list[int]:
@@ -106,10 +130,15 @@ def ansible(state_dir: Path, pattern: str, module: str, args: str, cwd: Path) ->
     return result.stdout
 
 
+def machine() -> dict:
+    """What a bed may add to the machine's own file system: /etc entries, and Dom0's mount targets."""
+    return {"etc": set(os.listdir("/etc")), "dom0 mount targets the machine lacks": missing_targets()}
+
+
 @pytest.fixture
-def etc_before() -> set[str]:
+def machine_before() -> dict:
     assert bed_namespaces() == [], "a bed is already up on this machine"
-    return set(os.listdir("/etc"))
+    return machine()
 
 
 @pytest.fixture(scope="class")
@@ -181,6 +210,31 @@ class TestTwoPairs:
         nics = {link["ifname"]: link["address"] for link in ip_json(ns("compute-1"), "link", "show")}
         assert macs.stdout.split() == sorted(nics[nic] for nic in ("eth0", "eth1", "eth2")), macs.stderr
 
+    def test_dom0_plugins_run_in_their_own_dom0(self, state_dir: Path, inventory: dict) -> None:
+        """The Dom0 file system rule: each Dom0's plugins see its own /usr/etc, /var/lib/xcp (xapi's socket, which
+        xe uses) ..., and its stand-ins first on PATH; the machine's directories are left alone."""
+        for dom0 in ("dom0-1", "dom0-2"):
+            plugin = state_dir / dom0 / "root" / "etc" / "xapi.d" / "plugins" / "bed-probe"
+            plugin.write_text(PROBE_PLUGIN)
+            plugin.chmod(0o755)
+        compute = inventory["all"]["children"]["compute"]["hosts"]["compute-1"]
+        user, password = compute["xenserver_username"], compute["xenserver_password"]
+        result = in_netns(ns("compute-1"), PYTHON, "-c", CALL_PROBE, user, password, "one")
+        assert result.returncode == 0, result.stderr
+        scenario = yaml.safe_load((state_dir / "dom0-1" / "scenario.yml").read_text())
+        assert json.loads(result.stdout) == {
+            "xcp": ["xapi"],
+            "sr": scenario["srs"][scenario["pool"]["default_sr"]]["uuid"],
+            "tools": [
+                str(state_dir / "dom0-1" / "bin" / "service"),
+                str(REPO / "tests" / "xapisim" / "dom0bin" / "xe"),
+            ],
+            "python": "2.7",
+        }
+        assert (state_dir / "dom0-1" / "root" / "usr" / "etc" / "bed-probe").read_text() == "one"
+        assert not (state_dir / "dom0-2" / "root" / "usr" / "etc" / "bed-probe").exists()
+        assert not Path("/usr/etc/bed-probe").exists()
+
     def test_up_again_is_a_no_op(self, state_dir: Path) -> None:
         pids = recorded_pids(state_dir)
         assert "already up" in bed("up", "--pairs", "2", state_dir=state_dir).stdout
@@ -207,14 +261,14 @@ class TestTwoPairs:
         assert os.listdir("/etc/nova") == []
 
 
-def test_down_removes_everything(tmp_path: Path, etc_before: set[str]) -> None:
+def test_down_removes_everything(tmp_path: Path, machine_before: dict) -> None:
     try:
         bed("up", "--pairs", "2", state_dir=tmp_path)
         pids = recorded_pids(tmp_path)
         assert len(pids) == 4
     finally:
         bed("down", state_dir=tmp_path)
-    assert_clean(tmp_path, etc_before, pids)
+    assert_clean(tmp_path, machine_before, pids)
     assert "nothing to take down" in bed("down", state_dir=tmp_path).stdout
 
 
@@ -230,15 +284,15 @@ def kill_up_after_first_namespace(state_dir: Path) -> None:
     assert bed_namespaces(), "up finished or failed before creating a namespace"
 
 
-def test_down_after_a_crashed_up(tmp_path: Path, etc_before: set[str]) -> None:
+def test_down_after_a_crashed_up(tmp_path: Path, machine_before: dict) -> None:
     try:
         kill_up_after_first_namespace(tmp_path)
     finally:
         bed("down", state_dir=tmp_path)
-    assert_clean(tmp_path, etc_before, [])
+    assert_clean(tmp_path, machine_before, [])
 
 
-def test_up_completes_a_crashed_up(tmp_path: Path, etc_before: set[str]) -> None:
+def test_up_completes_a_crashed_up(tmp_path: Path, machine_before: dict) -> None:
     try:
         kill_up_after_first_namespace(tmp_path)
         assert "bed: up" in bed("up", state_dir=tmp_path).stdout
@@ -252,7 +306,7 @@ def test_up_completes_a_crashed_up(tmp_path: Path, etc_before: set[str]) -> None
         pids = recorded_pids(tmp_path)
     finally:
         bed("down", state_dir=tmp_path)
-    assert_clean(tmp_path, etc_before, pids)
+    assert_clean(tmp_path, machine_before, pids)
 
 
 @pytest.mark.parametrize(
@@ -271,7 +325,7 @@ def test_up_completes_a_crashed_up(tmp_path: Path, etc_before: set[str]) -> None
     ],
     ids=["not-root", "no-netns"],
 )
-def test_without_namespaces_it_stops_with_one_line(tmp_path: Path, etc_before: set[str], setpriv: list[str]) -> None:
+def test_without_namespaces_it_stops_with_one_line(tmp_path: Path, machine_before: dict, setpriv: list[str]) -> None:
     try:
         result = subprocess.run(
             ["setpriv", *setpriv, PYTHON, str(BED), "up", "--state-dir", str(tmp_path)],
@@ -286,4 +340,4 @@ def test_without_namespaces_it_stops_with_one_line(tmp_path: Path, etc_before: s
     assert result.stdout == ""
     assert result.stderr.startswith("bed: needs root and network namespaces (")
     assert result.stderr.count("\n") == 1
-    assert_clean(tmp_path, etc_before, [])
+    assert_clean(tmp_path, machine_before, [])

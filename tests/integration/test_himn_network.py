@@ -41,8 +41,9 @@ def snapshot(bed):
         for folder, _dirs, names in os.walk(bed.root(host)):
             for name in names:
                 path = os.path.join(folder, name)
-                with open(path, "rb") as handle:
-                    files[path] = handle.read()
+                if os.path.isfile(path):  # not xapi's socket in Dom0's /var/lib/xcp
+                    with open(path, "rb") as handle:
+                        files[path] = handle.read()
     return dict(
         # The rules and the chains of their own (a table that exists but holds nothing is the same as none).
         iptables=[

@@ -111,7 +111,7 @@ def snapshot(bed):
         for folder, _dirs, names in os.walk(top):
             for name in names:
                 path = os.path.join(folder, name)
-                if not name.endswith(".lock"):
+                if not name.endswith(".lock") and os.path.isfile(path):  # not xapi's socket in Dom0's /var/lib/xcp
                     with open(path, "rb") as handle:
                         files[path] = (handle.read(), stat.S_IMODE(os.lstat(path).st_mode))
     rules = {

@@ -1,13 +1,14 @@
 """xen_dom0_config against the XAPI simulator: the real XenAPI client, host.call_plugin running the real Dom0 plugin.
 
-The plugin's files go to a directory of the test (XENSERVER_OPENSTACK_ROOT); ``service`` is a stand-in on PATH that
-records its arguments. Operations that need a network namespace of their own (the iptables chain) are tested in
-test_dom0_plugin_housekeeping.py and on the bed.
+The plugin runs in the simulator's Dom0 (root only: its /etc is the simulator's root, tests/xapisim/dom0.py);
+``service`` is a stand-in first on its PATH that records its arguments. Operations that need a network namespace of
+their own (the iptables chain) are tested in test_dom0_plugin_housekeeping.py and on the bed.
 """
 
 import os
 import shutil
 import stat
+from pathlib import Path
 
 import pytest
 from ansible_collections.xenserver.openstack.plugins.modules import xen_dom0_config
@@ -16,29 +17,24 @@ TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PLUGIN = os.path.join(os.path.dirname(TESTS), "dom0", "etc", "xapi.d", "plugins", "xenserver_openstack")
 CRON = "etc/cron.d/xenserver-openstack-console-logs"
 CONNTRACKD = dict(hash_size=32768, hash_limit=131072)
-FAKE_SERVICE = '#!/bin/sh\necho "$*" >> "$FAKE_SERVICE_LOG"\n[ ! -e "$FAKE_SERVICE_LOG.fail" ]\n'
+FAKE_SERVICE = '#!/bin/sh\necho "$*" >> %s\n[ ! -e %s.fail ]\n'
+
+pytestmark = pytest.mark.root
 
 
 @pytest.fixture
-def dom0(xapi_sim, tmp_path, monkeypatch):
+def dom0(xapi_sim, tmp_path):
     """Start a simulator for a scenario with the plugin installed; return (sim, Dom0 root, service log)."""
 
     def start(scenario="xcpng-8.3", plugin=True):
-        sim = xapi_sim(scenario)
-        if plugin:
-            os.makedirs(sim.plugin_dir, exist_ok=True)
-            shutil.copy(PLUGIN, sim.plugin_dir)
-        root = tmp_path / "dom0root"
-        (root / "etc" / "cron.d").mkdir(parents=True, exist_ok=True)
-        bin_dir = tmp_path / "bin"
+        bin_dir, log = tmp_path / "bin", tmp_path / "service.log"
         bin_dir.mkdir(exist_ok=True)
-        (bin_dir / "service").write_text(FAKE_SERVICE)
+        (bin_dir / "service").write_text(FAKE_SERVICE % (log, log))
         (bin_dir / "service").chmod(0o755)
-        log = tmp_path / "service.log"
-        monkeypatch.setenv("XENSERVER_OPENSTACK_ROOT", str(root))
-        monkeypatch.setenv("FAKE_SERVICE_LOG", str(log))
-        monkeypatch.setenv("PATH", "%s:%s" % (bin_dir, os.environ["PATH"]))
-        return sim, root, log
+        sim = xapi_sim(scenario, bin_dirs=[str(bin_dir)])
+        if plugin:
+            shutil.copy(PLUGIN, sim.plugin_dir)
+        return sim, Path(sim.root), log
 
     return start
 
@@ -146,7 +142,7 @@ def test_restart_services_restarts_and_check_mode_does_not(dom0, run_module):
 def test_conntrackd_backs_up_once_and_restarts_only_on_change(dom0, run_module):
     sim, root, log = dom0()
     conf = root / "etc" / "conntrackd" / "conntrackd.conf"
-    conf.parent.mkdir(parents=True)
+    conf.parent.mkdir(parents=True, exist_ok=True)
     conf.write_text("# the distribution's conntrackd.conf\n")
     options = dict(conntrackd=CONNTRACKD)
 
@@ -176,7 +172,7 @@ def test_conntrackd_backs_up_once_and_restarts_only_on_change(dom0, run_module):
 def test_a_failed_conntrackd_restart_is_retried_on_the_next_run(dom0, run_module, tmp_path):
     sim, root, log = dom0()
     conf = root / "etc" / "conntrackd" / "conntrackd.conf"
-    conf.parent.mkdir(parents=True)
+    conf.parent.mkdir(parents=True, exist_ok=True)
     conf.write_text("# original\n")
     (tmp_path / "service.log.fail").write_text("")
     options = dict(conntrackd=CONNTRACKD)
@@ -204,14 +200,14 @@ def test_conntrackd_is_skipped_on_xenserver_6_5(dom0, run_module):
         "conntrackd": "XenServer 6.5.0 (platform 1.9.0) has no conntrack: conntrackd is left alone"
     }
     assert "conntrackd" not in result["operations"]
-    assert not (root / "etc" / "conntrackd").exists() and restarts(log) == []
+    assert os.listdir(root / "etc" / "conntrackd") == [] and restarts(log) == []
     assert (root / CRON).exists()
 
 
 def test_bridge_blacklist_is_commented_out_and_other_lines_kept(dom0, run_module):
     sim, root, _log = dom0()
     modprobe = root / "etc" / "modprobe.d"
-    modprobe.mkdir(parents=True)
+    modprobe.mkdir(parents=True, exist_ok=True)
     (modprobe / "blacklist-bridge.conf").write_text("# no Linux bridges with openvswitch\nblacklist bridge\n")
     (modprobe / "local.conf").write_text("options foo bar=1\ninstall bridge /bin/true\nblacklist bridge2\n")
     result = run_module(xen_dom0_config, args_for(sim, unblacklist_modules=["bridge"]))
@@ -248,7 +244,7 @@ def test_free_text_options_are_gone(dom0, run_module):
     ):
         result = run_module(xen_dom0_config, args_for(sim, **options))
         assert result["failed"] and "Unsupported parameters" in result["msg"], result
-    assert not (root / "etc" / "logrotate.d").exists()
+    assert os.listdir(root / "etc" / "logrotate.d") == []  # Dom0 has the directory, nothing went into it
 
 
 def test_without_the_plugin_the_module_says_to_install_it(dom0, run_module):
@@ -262,9 +258,9 @@ def test_without_the_plugin_the_module_says_to_install_it(dom0, run_module):
 def test_all_operations_are_one_plugin_call_and_report_in_order(dom0, run_module):
     sim, root, log = dom0()
     conf = root / "etc" / "conntrackd" / "conntrackd.conf"
-    conf.parent.mkdir(parents=True)
+    conf.parent.mkdir(parents=True, exist_ok=True)
     conf.write_text("# original\n")
-    (root / "etc" / "modprobe.d").mkdir(parents=True)
+    (root / "etc" / "modprobe.d").mkdir(parents=True, exist_ok=True)
     (root / "etc" / "modprobe.d" / "blacklist-bridge.conf").write_text("blacklist bridge\n")
     options = dict(
         unblacklist_modules=["bridge"],

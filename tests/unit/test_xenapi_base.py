@@ -262,8 +262,10 @@ def test_a_frozen_xapi_fails_within_the_timeout_naming_it(silent_server, run_mod
 def test_a_dom0_plugin_call_has_its_own_limit_named_in_the_message(xapi_sim, run_module):
     sim = xapi_sim("xcpng-8.3")
     os.makedirs(sim.plugin_dir, exist_ok=True)
-    with open(os.path.join(sim.plugin_dir, "xenserver_openstack"), "w") as handle:
-        handle.write("import time\ntime.sleep(8)\n")  # a plugin call that hangs
+    plugin = os.path.join(sim.plugin_dir, "xenserver_openstack")
+    with open(plugin, "w") as handle:
+        handle.write("#!/usr/bin/env python\nimport time\ntime.sleep(8)\n")  # a plugin call that hangs
+    os.chmod(plugin, 0o755)  # xapi execs the file
     args = base_args(sim, vm_uuid=sim.scenario["vms"]["compute"]["uuid"], networks=["198.18.1.0/24"], timeout=30)
     started = time.monotonic()
     result = run_module(xen_route, dict(args, gateway="169.254.0.2", plugin_timeout=2))

@@ -22,8 +22,10 @@ def main(argv=None):
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--root", help="simulated Dom0 file system root (default: a temporary directory)")
-    parser.add_argument("--plugin-dir", help="default: ROOT/etc/xapi.d/plugins")
-    parser.add_argument("--plugin-python", help="interpreter for plugins (default: this one)")
+    parser.add_argument(
+        "--bin-dir", action="append", default=[], help="a directory of stand-ins put first on the plugins' PATH"
+    )
+    parser.add_argument("--dom0-pythons", help="where scripts/setup-pythons.sh put Dom0's Pythons")
     parser.add_argument("--himn-address", action="extend", nargs="+", help="server address(es) served as the HIMN")
     parser.add_argument("--tls-cert")
     parser.add_argument("--tls-key")
@@ -37,8 +39,8 @@ def main(argv=None):
         sim = Simulator(
             args.scenario,
             root=args.root,
-            plugin_dir=args.plugin_dir,
-            plugin_python=args.plugin_python,
+            bin_dirs=args.bin_dir,
+            dom0_pythons=args.dom0_pythons,
             himn_addresses=args.himn_address or ("169.254.0.1",),
             tls=(args.tls_cert, args.tls_key) if args.tls_cert else None,
             netns=args.netns,

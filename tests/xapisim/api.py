@@ -8,16 +8,15 @@ import ipaddress
 import itertools
 import os
 import random
-import subprocess
 import threading
 import uuid
 import xmlrpc.client
 from xml.sax.saxutils import escape
 
-from .db import DB, FIELDS, NULL, Failure, new_ref, now
+from . import dom0
+from .db import DB, FIELDS, NULL, Failure, new_ref, now, unmarshal
 from .updates import read_update_from_vdi
 
-DOM0LIB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "dom0lib")
 NAMESPACE = uuid.UUID("6f0c3a52-7d1e-4a57-9a35-3f1b2a6c9e10")
 PRECHECK_PARAMS = {
     "wrong_server_version": ["installed", "required"],
@@ -27,15 +26,18 @@ PRECHECK_PARAMS = {
     "out_of_space": ["0", "1"],
     "unknown_error": ["simulated precheck failure"],
 }
-MESSAGES = {}  # "Class.method" -> (function, least and most wire arguments, login message?)
+RECORD = None  # the kind of a record parameter: its fields are checked by the message itself
+MESSAGES = {}  # "Class.method" -> (function, least and most wire arguments, login message?, parameter kinds)
 
 
 def message(name, login=False):
-    """Register a class-specific message; its Python signature (after ``api``) gives the wire arguments."""
+    """Register a class-specific message; its Python signature (after ``api``) gives the wire arguments, and an
+    annotation a parameter's type (``db.unmarshal``'s kinds; the session and refs are ``str``)."""
 
     def register(fn):
         params = list(inspect.signature(fn).parameters.values())[1:]
-        MESSAGES[name] = (fn, sum(p.default is p.empty for p in params), len(params), login)
+        kinds = tuple(str if p.annotation is p.empty else p.annotation for p in params)
+        MESSAGES[name] = (fn, sum(p.default is p.empty for p in params), len(params), login, kinds)
         return fn
 
     return register
@@ -60,12 +62,13 @@ def _version(text):
 class XAPI:
     """One simulated xapi (the ``local_host`` of a scenario). All public methods are thread-safe."""
 
-    def __init__(self, scenario, root, plugin_dir, plugin_python, himn_addresses):
-        self.scenario, self.root, self.plugin_dir = scenario, root, plugin_dir
-        self.plugin_python, self.himn_addresses = plugin_python, tuple(himn_addresses)
+    def __init__(self, scenario, dom0_, himn_addresses):
+        self.scenario, self.dom0, self.root = scenario, dom0_, dom0_.root
+        self.plugin_dir, self.himn_addresses = dom0_.local(dom0.PLUGIN_DIR), tuple(himn_addresses)
         self.behaviour = scenario.get("behaviour", {})
         self.db, self.lock, self.counts = DB(), threading.RLock(), collections.Counter()
-        self.expire_after, self.expire_at, self.always_expire, self.via_himn = None, None, False, False
+        self.expire_after, self.expire_at, self.always_expire = None, None, False
+        self.via_himn = self.preauth = False
         self.payloads = {}  # pool_update ref -> ({plugin file name: bytes}, {path: {mode, data}}), for apply
         self.refs = self._seed(scenario)
         self.master = self.refs["hosts"][scenario["pool"]["master"]]
@@ -92,6 +95,10 @@ class XAPI:
         for name, spec in sc["hosts"].items():
             host = add("host", "hosts", name, spec, {"name_label": name, "hostname": spec.get("name_label", name)})
             label = "Control domain on host: %s" % db.raw("host", host)["hostname"]
+            db.raw("host", host).update(
+                metrics=db.create("host_metrics", **pick("host_metrics", spec)),
+                iscsi_iqn=spec.get("other_config", {}).get("iscsi_iqn", ""),  # xapi keeps both in step
+            )
             db.raw("host", host)["control_domain"] = db.create(
                 "VM",
                 name_label=label,
@@ -149,8 +156,9 @@ class XAPI:
         net["assigned_ips"][vif] = ip
 
     # -- dispatch ----------------------------------------------------------------------------------
-    def call(self, method, params, local_addr):
-        """Run one XML-RPC call that arrived on the server address ``local_addr``; Failure on error."""
+    def call(self, method, params, local_addr, preauth=False):
+        """Run one XML-RPC call that arrived on the server address ``local_addr`` (``preauth``: on xapi's Unix
+        socket, whose clients are root, context.ml:95-103); Failure on error."""
         with self.lock:
             self.count(method)
             if self.expire_after is not None:
@@ -161,11 +169,12 @@ class XAPI:
             if method == self.expire_at:
                 self.expire_at = None
                 self.expire_sessions()
-            self.via_himn = local_addr in self.himn_addresses
+            self.via_himn, self.preauth = local_addr in self.himn_addresses, preauth
             is_async = method.startswith("Async.")
-            fn, least, most, login = self._lookup(method[len("Async.") :] if is_async else method, method)
+            fn, least, most, login, kinds = self._lookup(method[len("Async.") :] if is_async else method, method)
             if not least <= len(params) <= most:
                 raise Failure("MESSAGE_PARAMETER_COUNT_MISMATCH", method, most, len(params))
+            params = [unmarshal(kind, value) for kind, value in zip(kinds, params)]
             if not login:
                 self.check_session(params[0])
             if not is_async:
@@ -178,7 +187,8 @@ class XAPI:
             return task
 
     def _lookup(self, name, method):
-        """``(function(api, *params), least, most wire arguments, login?)``; pool_update needs platform 2.2.0."""
+        """``(function(api, *params), least, most wire arguments, login?, kinds)``; pool_update needs platform
+        2.2.0."""
         cls, _, op = name.partition(".")
         generic = None
         if cls in FIELDS and (cls != "pool_update" or self.has_pool_update):
@@ -187,8 +197,8 @@ class XAPI:
             generic = self.db.generic(cls, op)
         if generic is None:
             raise Failure("MESSAGE_METHOD_UNKNOWN", method)
-        fn, nargs = generic
-        return (lambda api, session, *args: fn(*args)), nargs + 1, nargs + 1, False
+        fn, kinds = generic
+        return (lambda api, session, *args: fn(*args)), len(kinds) + 1, len(kinds) + 1, False, (str, *kinds)
 
     def count(self, name):
         with self.lock:
@@ -298,6 +308,12 @@ def _login(api, uname, pwd, this_host, originator):
 
 @message("session.login_with_password", login=True)
 def login_with_password(api, uname, pwd, version="", originator=""):
+    """On xapi's Unix socket, any credentials make a local superuser session on this host (xapi_session.ml:959-970,
+    the same at v1.20.1:372 and v1.249.41:506)."""
+    if api.preauth:
+        ref = new_ref()
+        api.db.create("session", ref, this_host=api.local_host, last_active=now(), auth_user_name=uname)
+        return ref
     if api.local_host != api.master and (not api.via_himn or api.behaviour.get("host_is_slave_on_himn")):
         raise Failure("HOST_IS_SLAVE", api.db.raw("host", api.master)["address"])
     return _login(api, uname, pwd, api.master, originator)
@@ -324,38 +340,37 @@ def get_this_host(api, session, ref):
 
 # -- host.call_plugin ----------------------------------------------------------------------------
 @message("host.call_plugin")
-def call_plugin(api, session, host, plugin, fn, args):  # noqa: PLR0917 (the wire signature)
-    """Run ``<plugin_dir>/<plugin>`` the way xapi does and decode its methodResponse."""
+def call_plugin(api, session, host, plugin, fn, args: dict):  # noqa: PLR0917 (the wire signature)
+    """Run Dom0's plugin as xapi does (``dom0.call_plugin``), letting other calls in meanwhile."""
     api.db.raw("host", host)
-    if not (isinstance(args, dict) and all(isinstance(v, str) for v in args.values())):
-        raise Failure("FIELD_TYPE_ERROR", "args")
-    path = os.path.join(api.plugin_dir, plugin)
-    if "/" in plugin or not os.path.isfile(path):
-        raise Failure("XENAPI_MISSING_PLUGIN", plugin)
-    argv = [api.plugin_python, path, xmlrpc.client.dumps((session, args), methodname=fn, allow_none=True)]
-    env = dict(os.environ, PYTHONPATH=DOM0LIB, XAPISIM_ROOT=api.root)
     with api._unlocked():
-        try:
-            proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env, check=False)
-        except subprocess.TimeoutExpired:
-            raise Failure("XENAPI_PLUGIN_FAILURE", "timeout", "", "plugin ran for more than 60 s") from None
-    if proc.returncode != 0:
-        raise Failure("XENAPI_PLUGIN_FAILURE", "non-zero exit", proc.stdout, proc.stderr)
-    try:
-        (result,), _ = xmlrpc.client.loads(proc.stdout)
-        status = result["Status"]
-    except Exception:
-        raise Failure("XENAPI_PLUGIN_FAILURE", "failed to parse plugin output", proc.stdout, proc.stderr) from None
-    if status == "Success" and isinstance(result.get("Value"), str):
-        return result["Value"]
-    if status == "Failure" and result.get("ErrorDescription"):
-        raise Failure(*result["ErrorDescription"])
-    raise Failure("XENAPI_PLUGIN_FAILURE", "unexpected XMLRPC result", proc.stdout, proc.stderr)
+        config = api.scenario.get("dom0", {})
+        return dom0.call_plugin(api.dom0, config, session=session, plugin=plugin, fn=fn, args=args)
+
+
+# -- host ----------------------------------------------------------------------------------------
+@message("host.enable")
+def host_enable(api, session, host):
+    api.db.raw("host", host)["enabled"] = True
+    return ""
+
+
+@message("host.disable")
+def host_disable(api, session, host):
+    api.db.raw("host", host)["enabled"] = False
+    return ""
+
+
+@message("host.compute_free_memory")
+def host_compute_free_memory(api, session, host):
+    """The simulator keeps no per-domain memory accounting: a host's free memory is its metrics' (xapi subtracts
+    what its VMs may still claim, memory_check.ml)."""
+    return api.db.raw("host_metrics", api.db.raw("host", host)["metrics"])["memory_free"]
 
 
 # -- VIF / network / VDI -------------------------------------------------------------------------
 @message("VIF.create")
-def vif_create(api, session, args):
+def vif_create(api, session, args: RECORD):
     for field in ("device", "network", "VM"):
         if not isinstance(args.get(field), str):
             raise Failure("FIELD_TYPE_ERROR", field)
@@ -413,7 +428,7 @@ def network_destroy(api, session, net):
 
 
 @message("VDI.create")
-def vdi_create(api, session, args):
+def vdi_create(api, session, args: RECORD):
     api.db.raw("SR", args.get("SR"))
     ref = api.db.create("VDI", **{k: v for k, v in args.items() if k in FIELDS["VDI"] and k != "uuid"})
     api.db.raw("VDI", ref)["location"] = api.db.raw("VDI", ref)["uuid"]

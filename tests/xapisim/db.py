@@ -23,6 +23,71 @@ class Failure(Exception):
         super().__init__(self.details)
 
 
+def rpc_text(value):  # noqa: PLR0911 (a case per ocaml-rpc type)
+    """ocaml-rpc's ``Rpc.to_string`` of a decoded XML-RPC value (ocaml-rpc src/lib/rpc.ml:159-172)."""
+    if isinstance(value, bool):
+        return "B(%s)" % str(value).lower()
+    if isinstance(value, int):
+        return "I(%d)" % value
+    if isinstance(value, float):
+        return "F(%s)" % ("%g" % value)
+    if isinstance(value, str):
+        return "S(%s)" % value
+    if isinstance(value, list):
+        return "[%s]" % ";".join(map(rpc_text, value))
+    if isinstance(value, dict):
+        return "{%s}" % ";".join("%s:%s" % (k, rpc_text(v)) for k, v in value.items())
+    return "N" if value is None else "D(%s)" % value
+
+
+def ocaml_failure(message):
+    """``Printexc.to_string (Failure message)``: the text of INTERNAL_ERROR for an unmarshalling failure."""
+    escaped = "".join(
+        {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}.get(c, c)
+        if 32 <= b < 127 or c in '\\"\n\t\r'
+        else "\\%03d" % b
+        for c, b in ((chr(b), b) for b in message.encode())
+    )
+    return 'Failure("%s")' % escaped
+
+
+def _refuse(message):
+    raise Failure("INTERNAL_ERROR", ocaml_failure(message))
+
+
+def unmarshal(kind, value):
+    """Check a parameter as xapi's generated server does before it runs anything, and return its value.
+
+    ``kind`` is the parameter's type: ``str`` (a String or Ref: only a string, ocaml-rpc rpc.ml:218-220), ``int``
+    (an Int: an ``<int>`` or a string of digits, rpc.ml:186-189, given back as the decimal string xapi sends),
+    ``float`` (rpc.ml:206-211), ``bool``, ``dict`` (a (String -> String) Map: a struct of strings,
+    ppx_deriving_rpc.ml:64-75), ``list`` (a Set of strings), or None (anything). A mismatch is the ``Failure`` of
+    ocaml-rpc's unmarshaller, which exnHelper.ml:81-82 turns into ``INTERNAL_ERROR [Printexc text]``, as
+    ``['Failure("Expected string, got \'I(5)\'")']``."""
+    numbers = (int, str) if kind is int else (int, float, str)
+    if kind is None or (kind is str and isinstance(value, str)) or (kind is bool and isinstance(value, bool)):
+        return value
+    if kind in (int, float) and isinstance(value, numbers) and not isinstance(value, bool):
+        try:
+            return str(int(value)) if kind is int else float(value)
+        except ValueError:
+            _refuse("Int64.of_string" if kind is int else "float_of_string")
+    if kind in (dict, list) and isinstance(value, kind):
+        for item in value.values() if kind is dict else value:
+            unmarshal(str, item)
+        return value
+    if kind in (dict, list):
+        _refuse("Expecting Rpc.%s, but found '%s'" % ("Dict" if kind is dict else "Enum", rpc_text(value)))
+    return _refuse("Expected %s, got '%s'" % ({int: "int64", str: "string"}.get(kind, kind.__name__), rpc_text(value)))
+
+
+def field_kind(field, default):
+    """The ``unmarshal`` kind of a stored field."""
+    if field in INT_FIELDS:
+        return int
+    return type(default) if isinstance(default, (str, bool, float, dict, list)) else None
+
+
 def new_ref():
     return "OpaqueRef:%s" % uuid.uuid4()
 
@@ -46,7 +111,10 @@ FIELDS = {
     "host": _named(hostname="", address="", enabled=True, API_version_major="2", API_version_minor="0",
                    API_version_vendor="XenSource", software_version={}, capabilities=[], cpu_info={},
                    control_domain=NULL, memory_overhead="0", tags=[], license_params={}, bios_strings={},
-                   edition="", external_auth_type=""),
+                   edition="", external_auth_type="", metrics=NULL, allowed_operations=[], current_operations={},
+                   logging={}, suspend_image_sr=NULL, crash_dump_sr=NULL, supported_bootloaders=["pygrub", "eliloader"],
+                   iscsi_iqn=""),
+    "host_metrics": dict(memory_total="0", memory_free="0", live=True, last_updated=EPOCH),
     "VM": _named(power_state="Halted", domid="-1", is_control_domain=False, is_a_template=False,
                  is_a_snapshot=False, resident_on=NULL, affinity=NULL, VBDs=[], xenstore_data={},
                  guest_metrics=NULL, metrics=NULL, HVM_boot_policy="BIOS order", PV_bootloader="",
@@ -75,6 +143,12 @@ FIELDS = {
 }
 for _fields in FIELDS.values():
     _fields.update(uuid="", other_config={})
+# The int (int64) fields, which travel as decimal strings (datamodel: Int); every other str field is a String.
+INT_FIELDS = frozenset((
+    "API_version_major", "API_version_minor", "memory_overhead", "memory_total", "memory_free", "domid",
+    "memory_static_max", "VCPUs_max", "user_version", "MTU", "VLAN", "status_code", "physical_size",
+    "physical_utilisation", "virtual_allocation", "virtual_size", "installation_size", "size",
+))
 
 # Computed fields: (class, field) -> (other class, field pointing back, or a list containing the ref).
 COMPUTED = {
@@ -141,17 +215,18 @@ class DB:
         return refs[0]
 
     def generic(self, cls, op):
-        """Return ``(function, argument count without the session)`` for a generic message, else None."""
+        """Return ``(function, parameter kinds without the session)`` for a generic message, else None (the kinds
+        are ``unmarshal``'s)."""
         table, fields = self.tables[cls], FIELDS[cls]
         simple = {
-            "get_all": (lambda: list(table), 0),
-            "get_all_records": (lambda: {r: self.record(cls, r) for r in table}, 0),
-            "get_all_records_where": (lambda expr: self._where(cls, expr), 1),
-            "get_record": (lambda ref: self.record(cls, ref), 1),
-            "get_by_uuid": (lambda value: self.by_uuid(cls, value), 1),
+            "get_all": (lambda: list(table), ()),
+            "get_all_records": (lambda: {r: self.record(cls, r) for r in table}, ()),
+            "get_all_records_where": (lambda expr: self._where(cls, expr), (str,)),
+            "get_record": (lambda ref: self.record(cls, ref), (str,)),
+            "get_by_uuid": (lambda value: self.by_uuid(cls, value), (str,)),
         }
         if "name_label" in fields:
-            simple["get_by_name_label"] = (lambda label: self.find(cls, name_label=label), 1)
+            simple["get_by_name_label"] = (lambda label: self.find(cls, name_label=label), (str,))
         if op in simple:
             return simple[op]
         for prefix, nargs, kind in (
@@ -166,10 +241,11 @@ class DB:
             if not op.startswith(prefix):
                 continue
             if prefix == "get_" and (cls, field) in COMPUTED:
-                return (lambda ref, f=field: self.record(cls, ref)[f]), 1
+                return (lambda ref, f=field: self.record(cls, ref)[f]), (str,)
             stored = fields.get(field)
             if stored is not None and op != "set_uuid" and (kind is None or isinstance(stored, kind)):
-                return getattr(self, "_" + prefix.strip("_"))(cls, field), nargs
+                kinds = (str, field_kind(field, stored)) if prefix == "set_" else (str,) * nargs
+                return getattr(self, "_" + prefix.strip("_"))(cls, field), kinds
         return None
 
     def _get(self, cls, field):
@@ -177,10 +253,7 @@ class DB:
 
     def _set(self, cls, field):
         def set_field(ref, value):
-            rec = self.raw(cls, ref)
-            if type(value) is not type(FIELDS[cls][field]):
-                raise Failure("FIELD_TYPE_ERROR", field)
-            rec[field] = value
+            self.raw(cls, ref)[field] = value
             return ""
 
         return set_field
@@ -188,8 +261,6 @@ class DB:
     def _add_to(self, cls, field):
         def add_to(ref, key, value):
             rec = self.raw(cls, ref)
-            if not (isinstance(key, str) and isinstance(value, str)):
-                raise Failure("FIELD_TYPE_ERROR", field)
             if key in rec[field]:
                 raise Failure("MAP_DUPLICATE_KEY", cls, field, rec["uuid"], key)
             rec[field][key] = value

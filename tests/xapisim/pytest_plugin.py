@@ -4,6 +4,7 @@ import os
 
 import pytest
 
+from . import dom0
 from .server import Simulator
 
 SCENARIO_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scenarios")
@@ -17,6 +18,17 @@ def scenario_names():
     """Names of the runnable scenarios (``tests/scenarios/*.yml`` without the ``_``-prefixed bases);
     a plain function so that it can feed ``pytest.mark.parametrize``."""
     return sorted(f[:-4] for f in os.listdir(SCENARIO_DIR) if f.endswith(".yml") and not f.startswith("_"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _dom0_mount_targets():
+    """As root, every simulator mounts Dom0's directories in a namespace of its own over targets it makes on the
+    machine when missing (tests/xapisim/dom0.py); at the end of the session those go again, when empty and no
+    namespace mounts on them (as the bed's `down` does)."""
+    missing = dom0.missing_targets() if os.geteuid() == 0 else []
+    yield
+    for path in reversed(missing):
+        dom0.remove_target(path)
 
 
 @pytest.fixture

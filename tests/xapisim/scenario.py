@@ -39,9 +39,13 @@ SCHEMA = {
     "pool!": {"uuid": "uuid", "name_label": "str", "master!": ("ref", "hosts"), "default_sr": ("ref?", "srs"),
               "other_config": "strmap"},
     "hosts!": ("map", {
-        "uuid": "uuid", "name_label": "str", "hostname": "str", "address!": "ipv4", "enabled": "bool",
-        "API_version_major!": "int", "API_version_minor!": "int", "software_version!": "strmap",
-        "other_config": "strmap", "cpu_info": "strmap", "capabilities": ("list", "str")}),
+        "uuid": "uuid", "name_label": "str", "name_description": "str", "hostname": "str", "address!": "ipv4",
+        "enabled": "bool", "API_version_major!": "int", "API_version_minor!": "int", "software_version!": "strmap",
+        "other_config": "strmap", "cpu_info": "strmap", "capabilities": ("list", "str"), "memory_total": "int",
+        "memory_free": "int", "memory_overhead": "int"}),
+    # Dom0's /usr/bin/python and /usr/bin/python3 (absent: none), and the modules of theirs beyond XenAPI and
+    # XenAPIPlugin (environments of scripts/setup-pythons.sh).
+    "dom0": {"python": "str", "python3": "str", "python_modules": ("list", ("enum", ("six",)))},
     "srs": ("map", {"uuid": "uuid", "name_label": "str", "type!": "str", "content_type": "str", "shared": "bool",
                     "host": ("ref", "hosts"), "physical_size": "int", "other_config": "strmap"}),
     "networks!": ("map", {"uuid": "uuid", "name_label": "str", "name_description": "str", "bridge!": "str",

@@ -2,12 +2,14 @@
 ``Simulator`` object that tests and the CLI use."""
 
 import glob
+import html
 import json
 import os
 import re
 import shlex
 import shutil
 import socket
+import socketserver
 import ssl
 import struct
 import subprocess
@@ -17,14 +19,46 @@ import threading
 import time
 import traceback
 import xmlrpc.client
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from urllib.parse import parse_qs
 
 from .api import XAPI
 from .db import Failure
+from .dom0 import PLUGIN_DIR, XAPI_SOCKET, Dom0
 from .scenario import ScenarioError, load_scenario
 
 CHUNK = 64 * 1024
+# The tags ocaml-rpc's XML-RPC parser knows (ocaml-rpc src/lib/xmlrpc.ml:330-373); <base64> is not one of them
+# before rpclib 7.1.0 (XenServer 7.x, XCP-ng 8.2 builds with xs-opam < 6.35.7) and, from 7.1.0 on, its decoder
+# refuses the newlines Python's client always wraps base64 in (ocaml-base64 src/base64.ml:239-262): either way
+# the parse fails.
+XMLRPC_TAGS = frozenset(
+    "methodCall methodName params param value string int i4 i8 boolean double dateTime.iso8601 nil array data struct "
+    "member name".split()
+)
+_TAG = re.compile(rb"<([A-Za-z_][-\w.:]*)")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+INTERNAL_ERROR_PAGE = (
+    "<html><body><h1>HTTP 500 internal server error</h1>An unexpected error occurred; please wait a while and try "
+    "again. If the problem persists, please contact your support representative.<h1> Additional information </h1>"
+    "%s</body></html>"
+)
+
+
+def parse_call(body):
+    """``(method, params)`` of an XML-RPC request body as xapi's API server reads it (api_server.ml:121); raises
+    ValueError where xapi's parser raises, which it answers with HTTP 500 (api_server.ml:148-159,
+    http_svr.ml:539-565): an unknown tag such as ``<base64>``, a number that is not one, bad XML."""
+    for tag in _TAG.findall(body):
+        if tag.decode(errors="replace") not in XMLRPC_TAGS:
+            raise ValueError('Xmlrpc.Parse_error("open_tag(%s)")' % tag.decode(errors="replace"))
+    try:
+        params, method = xmlrpc.client.loads(body)
+    except Exception as exc:  # expat's, int()'s, float()'s ...
+        raise ValueError(str(exc)) from None
+    if method is None:
+        raise ValueError("not a methodCall")
+    return method, params
 
 
 def _in_own_netns():
@@ -39,12 +73,11 @@ def _in_own_netns():
     return any((ns.st_dev, ns.st_ino) == (own.st_dev, own.st_ino) for ns in named)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Tracked(socketserver.ThreadingMixIn):
+    """A threading server that keeps its open connections, so that ``stop`` can cut them."""
 
-    def __init__(self, address, sim):
-        self.sim, self.connections = sim, set()
-        super().__init__(address, _Handler)
+    daemon_threads = True
+    preauth = False
 
     def process_request(self, request, client_address):
         self.connections.add(request)
@@ -59,7 +92,29 @@ class _Server(ThreadingHTTPServer):
         if not isinstance(sys.exc_info()[1], OSError):
             traceback.print_exc()
         elif self.sim.verbose:
-            sys.stderr.write("xapisim: connection from %s: %s\n" % (client_address[0], sys.exc_info()[1]))
+            sys.stderr.write("xapisim: connection from %s: %s\n" % (client_address or "unix", sys.exc_info()[1]))
+
+
+class _Server(_Tracked, HTTPServer):
+    def __init__(self, address, sim):
+        self.sim, self.connections = sim, set()
+        super().__init__(address, _Handler)
+
+
+class _UnixServer(_Tracked, socketserver.UnixStreamServer):
+    """XML-RPC on xapi's Unix socket (``/var/lib/xcp/xapi`` in Dom0), where every client is root."""
+
+    preauth = True
+
+    def __init__(self, path, sim):
+        self.sim, self.connections = sim, set()
+        if os.path.exists(path):
+            os.unlink(path)
+        directory = os.open(os.path.dirname(path), os.O_RDONLY)
+        try:  # bind through the directory: a socket path may not be longer than 107 bytes
+            super().__init__("/proc/self/fd/%d/%s" % (directory, os.path.basename(path)), _UnixHandler)
+        finally:
+            os.close(directory)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -74,7 +129,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, fmt, *args):
         if self.server.sim.verbose:
-            sys.stderr.write("%s %s\n" % (self.client_address[0], fmt % args))
+            sys.stderr.write("%s %s\n" % (self.client_address[0] if self.client_address else "unix", fmt % args))
 
     def _reply(self, code, body, ctype="text/plain"):
         data = body.encode() if isinstance(body, str) else body
@@ -108,21 +163,39 @@ class _Handler(BaseHTTPRequestHandler):
         if path not in ("/", "/RPC2"):
             return self._reply(404, "not found\n")
         try:
-            params, method = xmlrpc.client.loads(body)
-        except Exception as exc:
-            return self._reply(400, "bad XML-RPC request: %s\n" % exc)
+            method, params = parse_call(body)
+        except ValueError as exc:
+            return self._internal_error(str(exc))
+        api, local = self.server.sim.api, self._local_address()
         try:
-            result = {"Status": "Success", "Value": self.server.sim.api.call(method, params, self._local_address())}
+            result = {"Status": "Success", "Value": api.call(method, params, local, self.server.preauth)}
         except Failure as exc:
             result = {"Status": "Failure", "ErrorDescription": exc.details}
         except Exception as exc:  # a simulator bug: answer like xapi does rather than dropping the connection
             traceback.print_exc()
             result = {"Status": "Failure", "ErrorDescription": ["INTERNAL_ERROR", repr(exc)]}
         self.note = "%s %s" % (method, result.get("ErrorDescription", ["OK"])[0])
-        self._reply(200, xmlrpc.client.dumps((result,), methodresponse=True, allow_none=True), "text/xml")
+        # ocaml-rpc drops the bytes XML cannot hold from strings (src/lib/xmlrpc.ml:52-66)
+        response = _CONTROL.sub("", xmlrpc.client.dumps((result,), methodresponse=True, allow_none=True))
+        self._reply(200, response, "text/xml")
+
+    def _internal_error(self, detail):
+        """Http_svr's answer to an exception in a handler (http_svr.ml:145-217): 500, HTML, and the connection
+        closed."""
+        self.close_connection = True
+        body = (INTERNAL_ERROR_PAGE % html.escape(detail)).encode()
+        self.note = "HTTP 500: %s" % detail
+        self.send_response(500, "Internal Error")
+        for header, value in (("Content-Type", "text/html"), ("Cache-Control", "no-cache, no-store")):
+            self.send_header(header, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
 
     def _local_address(self):
-        return self.connection.getsockname()[0]
+        name = self.connection.getsockname()
+        return name[0] if isinstance(name, tuple) else "unix"
 
     def _control(self, path, query):
         sim = self.server.sim
@@ -211,6 +284,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.rfile.readline(1024)
 
 
+class _UnixHandler(_Handler):
+    disable_nagle_algorithm = False  # not a TCP socket
+
+
 class Simulator:
     """A simulated xapi seeded from a scenario file, served over HTTP(S) by ``start()``."""
 
@@ -219,34 +296,42 @@ class Simulator:
         scenario_path,
         *,
         root=None,
-        plugin_dir=None,
-        plugin_python=None,
+        bin_dirs=(),
+        dom0_pythons=None,
         himn_addresses=("169.254.0.1",),
         tls=None,
         netns=False,
         verbose=False,
     ):
+        """``root``: Dom0's file root; ``bin_dirs``: stand-in directories put first on the plugins' PATH (the
+        simulator's own ``xe`` comes after them); ``dom0_pythons``: where scripts/setup-pythons.sh put Dom0's
+        Pythons (default ``<repo>/.build/dom0-python``)."""
         self.scenario = load_scenario(scenario_path)
         self._own_root = root is None
         self.root = os.path.abspath(root or tempfile.mkdtemp(prefix="xapisim-"))
-        self.plugin_dir = plugin_dir or os.path.join(self.root, "etc", "xapi.d", "plugins")
-        self.api = XAPI(self.scenario, self.root, self.plugin_dir, plugin_python or sys.executable, himn_addresses)
+        self.dom0 = Dom0(self.root, bin_dirs, dom0_pythons)
+        self.plugin_dir = self.dom0.local(PLUGIN_DIR)
+        self.api = XAPI(self.scenario, self.dom0, himn_addresses)
         self.db = self.api.db
         self.tls, self.netns, self.verbose = tls, netns, verbose
-        self.url = self._server = self._thread = None
-        self._cut, self._cut_lock = None, threading.Lock()
+        self.url = self._server = None
+        self._servers, self._cut, self._cut_lock = [], None, threading.Lock()
 
     def start(self, host="127.0.0.1", port=0):
-        """Serve in a daemon thread; return the URL (``https://`` when ``tls=(certfile, keyfile)``)."""
+        """Serve HTTP(S) and Dom0's Unix socket in daemon threads; return the URL (``https://`` when
+        ``tls=(certfile, keyfile)``). As root, Dom0's mount namespace is made first."""
+        self.dom0.start()
         self._server = _Server((host, port), self)
         if self.tls:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(*self.tls)
             self._server.socket = ctx.wrap_socket(self._server.socket, server_side=True, do_handshake_on_connect=False)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="xapisim", daemon=True
-        )
-        self._thread.start()
+        for server in (self._server, _UnixServer(self.dom0.local(XAPI_SOCKET), self)):
+            thread = threading.Thread(
+                target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="xapisim", daemon=True
+            )
+            thread.start()
+            self._servers.append((server, thread))
         bound = self._server.server_address
         self.url = "%s://%s:%d" % (
             "https" if self.tls else "http",
@@ -256,16 +341,17 @@ class Simulator:
         return self.url
 
     def stop(self):
-        if self._server:
-            self._server.shutdown()
-            for conn in self._server.connections.copy():
+        for server, thread in self._servers:
+            server.shutdown()
+            for conn in server.connections.copy():
                 try:
                     conn.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
-            self._server.server_close()
-            self._thread.join(5)
-            self._server = None
+            server.server_close()
+            thread.join(5)
+        self._servers, self._server = [], None
+        self.dom0.stop()
         if self._own_root:
             shutil.rmtree(self.root, ignore_errors=True)
 
@@ -316,7 +402,7 @@ class Simulator:
             raise ValueError("give scenario=PATH")
         scenario = load_scenario(scenario_path)
         old = self.api
-        api = XAPI(scenario, self.root, self.plugin_dir, old.plugin_python, old.himn_addresses)
+        api = XAPI(scenario, self.dom0, old.himn_addresses)
         with old.lock:
             api.counts.update(old.counts)
             self.scenario, self.api, self.db = scenario, api, api.db
