@@ -70,6 +70,7 @@ class XAPI:
         self.expire_after, self.expire_at, self.always_expire = None, None, False
         self.via_himn = self.preauth = False
         self.payloads = {}  # pool_update ref -> ({plugin file name: bytes}, {path: {mode, data}}), for apply
+        self.data_sources = {}  # VM ref -> {data source: value} (VM.query_data_source)
         self.refs = self._seed(scenario)
         self.master = self.refs["hosts"][scenario["pool"]["master"]]
         self.local_host = self.refs["hosts"][scenario.get("local_host") or scenario["pool"]["master"]]
@@ -78,7 +79,7 @@ class XAPI:
 
     # -- seeding -----------------------------------------------------------------------------------
     def _seed(self, sc):
-        db, refs = self.db, {kind: {} for kind in ("hosts", "srs", "networks", "vms")}
+        db, refs = self.db, {kind: {} for kind in ("hosts", "srs", "vdis", "networks", "vms")}
 
         def pick(cls, spec, **extra):
             """The keys of a scenario ``spec`` that are fields of ``cls``, overridden by ``extra``."""
@@ -113,6 +114,9 @@ class XAPI:
             sr = add("SR", "srs", name, spec, {"name_label": name, "physical_size": "500000000000"})
             for host in refs["hosts"].values() if spec.get("shared") else [refs["hosts"][spec.get("host") or master]]:
                 db.create("PBD", host=host, SR=sr)
+        for name, spec in sc.get("vdis", {}).items():
+            vdi = add("VDI", "vdis", name, spec, {"name_label": name}, SR=refs["srs"][spec["sr"]])
+            db.raw("VDI", vdi)["location"] = db.raw("VDI", vdi)["uuid"]
         for name, spec in sc["networks"].items():
             net = add("network", "networks", name, spec, {"name_label": name})
             for pif in spec.get("pifs", []):
@@ -126,6 +130,10 @@ class XAPI:
             for vif in spec.get("vifs", []):
                 net, mac = refs["networks"][vif["network"]], vif.get("MAC") or self._random_mac()
                 self._lease(db.create("VIF", **pick("VIF", vif, VM=vm, network=net, MAC=mac)), vif.get("ip"))
+            for vbd in spec.get("vbds", []):
+                vdi = refs["vdis"].get(vbd.get("vdi"), NULL)
+                db.create("VBD", **pick("VBD", vbd, VM=vm, VDI=vdi, empty=vdi == NULL))
+            self.data_sources[vm] = spec.get("data_sources", {})
         default_sr = refs["srs"].get(sc["pool"].get("default_sr"), NULL)
         db.create("pool", **pick("pool", sc["pool"], master=refs["hosts"][master], default_SR=default_sr))
         for spec in sc.get("updates", []):
@@ -366,6 +374,21 @@ def host_compute_free_memory(api, session, host):
     """The simulator keeps no per-domain memory accounting: a host's free memory is its metrics' (xapi subtracts
     what its VMs may still claim, memory_check.ml)."""
     return api.db.raw("host_metrics", api.db.raw("host", host)["metrics"])["memory_free"]
+
+
+# -- VM ------------------------------------------------------------------------------------------
+@message("VM.query_data_source")
+def vm_query_data_source(api, session, vm, data_source):
+    """The latest value of one of the VM's data sources (the scenario's ``data_sources``), a double: the result is
+    a Float (datamodel_vm.ml:278-294), which ocaml-rpc writes as ``<double>`` (xmlrpc.ml add_value). xcp-rrdd raises
+    ``Datasource_missing`` for a VM it has no RRD of (not running) or a source it lacks (rrdd_server.ml:336,531-538;
+    what xapi makes of it, an INTERNAL_ERROR with its printer's text, is inferred)."""
+    rec = api.db.raw("VM", vm)
+    sources = api.data_sources.get(vm) if rec["power_state"] == "Running" else None
+    missing = "VM: " + rec["uuid"] if not sources else None if data_source in sources else data_source
+    if missing:
+        raise Failure("INTERNAL_ERROR", "Rrd_interface.Rrdd_error([S(Datasource_missing);S(%s)])" % missing)
+    return float(sources[data_source])
 
 
 # -- VIF / network / VDI -------------------------------------------------------------------------

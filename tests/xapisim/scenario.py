@@ -29,6 +29,8 @@ PIF = {"host!": ("ref", "hosts"), "device!": "str", "MAC": "mac", "IP": "ipv4", 
        "gateway": "ipv4", "management": "bool", "VLAN": "int", "MTU": "int", "other_config": "strmap"}
 VIF = {"device!": "str", "network!": ("ref", "networks"), "MAC": "mac", "currently_attached": "bool",
        "ip": "ipv4", "MTU": "int", "other_config": "strmap"}
+VBD = {"vdi": ("ref", "vdis"), "device": "str", "userdevice!": "str", "type": ("enum", ("Disk", "CD")),
+       "mode": ("enum", ("RO", "RW")), "bootable": "bool", "currently_attached": "bool", "other_config": "strmap"}
 UPDATE = {"uuid": "uuid", "name_label!": "str", "name_description": "str", "version": "str", "key": "str",
           "installation_size": "int", "after_apply_guidance": ("list", "str"), "applied_on": ("list", ("ref", "hosts"))}
 SCHEMA = {
@@ -48,12 +50,17 @@ SCHEMA = {
     "dom0": {"python": "str", "python3": "str", "python_modules": ("list", ("enum", ("six",)))},
     "srs": ("map", {"uuid": "uuid", "name_label": "str", "type!": "str", "content_type": "str", "shared": "bool",
                     "host": ("ref", "hosts"), "physical_size": "int", "other_config": "strmap"}),
+    "vdis": ("map", {"uuid": "uuid", "name_label": "str", "sr!": ("ref", "srs"), "virtual_size": "int",
+                     "physical_utilisation": "int", "type": "str", "other_config": "strmap"}),
     "networks!": ("map", {"uuid": "uuid", "name_label": "str", "name_description": "str", "bridge!": "str",
                           "MTU": "int", "other_config": "strmap", "pifs": ("list", PIF)}),
     "vms": ("map", {"uuid": "uuid", "name_label": "str", "resident_on": ("ref?", "hosts"),
                     "power_state": ("enum", ("Running", "Halted", "Paused", "Suspended")), "domid": "int",
                     "is_a_template": "bool", "HVM_boot_policy": "str", "domain_type": "str",
-                    "other_config": "strmap", "xenstore_data": "strmap", "vifs": ("list", VIF)}),
+                    "other_config": "strmap", "xenstore_data": "strmap", "vifs": ("list", VIF),
+                    "vbds": ("list", VBD), "VCPUs_max": "int", "memory_static_max": "int",
+                    # RRD values for VM.query_data_source (cpu0, memory, vif_0_rx ...)
+                    "data_sources": "strmap"}),
     "updates": ("list", UPDATE),
     "patches": ("list", dict(UPDATE, size="int")),
     "behaviour": {"update_signature": ("enum", ("valid", "invalid")), "precheck": ("enum", PRECHECKS),
