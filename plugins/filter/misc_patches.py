@@ -13,8 +13,6 @@ the same name.
 
 from __future__ import annotations
 
-import re
-
 from ansible.errors import AnsibleFilterError
 from ansible_collections.xenserver.openstack.plugins.module_utils import _preflight
 
@@ -72,43 +70,6 @@ def patch_restart_services(results):
     return _preflight.services_to_restart(results)
 
 
-_SECTION = re.compile(r"^\s*\[([^\]]+)\]\s*$")
-_OPTION = re.compile(r"^\s*([^#;\s=\[][^=]*?)\s*=\s*(.*?)\s*$")
-
-
-def ini_changes(content, settings):
-    """Return the settings ({section, option, value}) that editing ``content`` (an INI file's text) would change.
-
-    A setting is in place when its section (once in the file) has the option on exactly one line, written as
-    community.general.ini_file writes it: ``option = value``. Anything else - missing, another value, another
-    spacing, the option twice, the section twice - is left to the editing task, so the filter may only ever save a
-    task that would do nothing.
-    """
-    if not isinstance(content, str):
-        raise AnsibleFilterError("ini_changes: the input must be the text of an INI file, not %s" % type(content))
-    lines, seen, section = {}, set(), None
-    for line in content.splitlines():
-        header = _SECTION.match(line)
-        if header:
-            section = header.group(1).strip()
-            if section in seen:
-                lines[(section, None)] = ["a second [%s]" % section]
-            seen.add(section)
-            continue
-        option = _OPTION.match(line)
-        if option and section is not None:
-            lines.setdefault((section, option.group(1)), []).append(line)
-    changes = []
-    for setting in settings or []:
-        try:
-            section, option, value = setting["section"], setting["option"], setting["value"]
-        except (KeyError, TypeError):
-            raise AnsibleFilterError("ini_changes: each setting must be a dict of section, option, value") from None
-        if (section, None) in lines or lines.get((section, option)) != ["%s = %s" % (option, value)]:
-            changes.append(setting)
-    return changes
-
-
 class FilterModule:
     """Filters of the misc_patches role."""
 
@@ -121,5 +82,4 @@ class FilterModule:
             patch_index=patch_index,
             patch_revert_plan=patch_revert_plan,
             patch_restart_services=patch_restart_services,
-            ini_changes=ini_changes,
         )

@@ -20,7 +20,7 @@ import sys
 import textwrap
 
 import pytest
-from bedlib import ROOT, Bed, ns
+from bedlib import ROOT, Bed, failures, ns
 
 pytestmark = pytest.mark.root
 
@@ -254,3 +254,40 @@ def test_the_image_cache_job_destroys_unused_cached_images_through_xenapi(bed):
     after = bed.run(COMPUTE, sys.executable, "-c", LIST_VDIS, password(bed)).stdout
     assert "'cached image 2'" not in after and "'cached image 1'" in after and "'instance disk'" in after
     assert bed.run(COMPUTE, sys.executable, script).stdout.strip() == "Destroyed 0 cached VDIs"
+
+
+def test_the_controller_part_names_a_missing_memcached_and_never_shows_other_keys(bed):
+    """nova.conf without memcached_servers in [keystone_authtoken] stops the part with the fix; with the servers
+    given, --check --diff shows the [cache] keys that would change, and not the file's other keys (a database URL
+    with its password)."""
+    path = controller_nova(bed)
+    original = read(path)
+    database = "[database]\nconnection = mysql+pymysql://nova:db-Secret-7@198.18.1.2/nova\n"
+    text = original.replace("memcached_servers=198.18.1.2:11211,198.18.1.3:11211\n", "") + database
+    limit = ("-e", json.dumps({"part1_himn_network": False}), "--limit", "controller-1")
+    try:
+        with open(path, "w") as handle:
+            handle.write(text)
+        code, report, output = bed.playbook(PLAYBOOK, *limit)
+        assert code != 0, output[-3000:]
+        assert (
+            "/etc/nova/nova.conf has no memcached_servers in [keystone_authtoken]: set misc_patches_memcached_servers"
+            in failures(report)
+        )
+        code, report, output = bed.playbook(
+            PLAYBOOK, *limit, "-e", "misc_patches_memcached_servers=198.18.1.9:11211", "--check", "--diff"
+        )
+        assert code == 0, output[-3000:]
+        (result,) = [
+            task["hosts"]["controller-1"]
+            for play in report["plays"]
+            for task in play["tasks"]
+            if task["task"]["name"].endswith("Keep console tokens in memcached ([cache] of nova.conf)")
+        ]
+        (diff,) = result["diff"]
+        assert "memcache_servers = 198.18.1.2:11211,198.18.1.3:11211\n" in diff["before"]
+        assert "memcache_servers = 198.18.1.9:11211\n" in diff["after"]
+        assert "db-Secret-7" not in output and read(path) == text
+    finally:
+        with open(path, "w") as handle:
+            handle.write(original)

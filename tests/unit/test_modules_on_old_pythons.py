@@ -156,3 +156,36 @@ def test_himn_nat_on_old_pythons(version, nat_netns, tmp_path):
         ["ip", "netns", "exec", nat_netns, "iptables-save"], capture_output=True, text=True, check=True
     )
     assert "HIMN-" not in live.stdout and not os.path.exists(files["rules_file"])
+
+
+@pytest.mark.parametrize("version", OLD_TARGETS)
+def test_ini_settings_on_old_pythons(version, tmp_path):
+    """The file as the in-process run writes it, the secret kept out of the whole output, once."""
+    path = tmp_path / "nova-compute.conf"
+    path.write_text(
+        "[DEFAULT]\n# the driver\ncompute_driver=libvirt.LibvirtDriver\n[xenserver]\n#connection_url = <None>\n"
+    )
+    args = dict(
+        path=str(path),
+        mode="0640",
+        settings=[
+            dict(section="DEFAULT", option="compute_driver", value="xenapi.XenAPIDriver"),
+            dict(section="DEFAULT", option="force_config_drive", value=True),
+            dict(section="xenserver", option="connection_url", value="http://169.254.0.1"),
+        ],
+        secrets=[dict(section="xenserver", option="connection_password", value="pw-%s-secret" % version)],
+    )
+    tasks = [
+        task("check", "ini_settings", args, check_mode=True),
+        dict(task("write", "ini_settings", args), diff=True),
+        task("again", "ini_settings", args),
+    ]
+    results, output = run_playbook(version, tasks, tmp_path)
+    assert [results[name]["changed"] for name in ("check", "write", "again")] == [True, True, False], output
+    assert "pw-%s-secret" % version not in output
+    assert "connection_password = ********" in results["write"]["diff"][0]["after"]
+    assert path.read_text() == (
+        "[DEFAULT]\n# the driver\ncompute_driver = xenapi.XenAPIDriver\nforce_config_drive = True\n[xenserver]\n"
+        "#connection_url = <None>\nconnection_url = http://169.254.0.1\nconnection_password = pw-%s-secret\n" % version
+    )
+    assert oct(os.stat(str(path)).st_mode & 0o777) == "0o640"

@@ -1,7 +1,8 @@
 """Every key the nova_xenapi role writes is an option of the release it writes it for, with a value of its type.
 
-The key tables are the role's own (roles/nova_xenapi/vars/main.yml), rendered with Ansible's templating from its
-defaults, so a key or value that changes in the role is checked here as written.
+The keys are what the role's tasks (roles/nova_xenapi/tasks/configure.yml) pass to ini_settings, rendered with
+Ansible's templating from its defaults and vars, so a key or value that changes in the role is checked here as
+written.
 
 The releases are real ones, taken from PyPI at test time with pip (their wheels: an sdist would make pip run
 its setup.py for the metadata) into .build/nova-options (never committed):
@@ -40,6 +41,7 @@ import zipfile
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from ansible_collections.xenserver.openstack.plugins.modules import ini_settings
 
 TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ROOT = os.path.dirname(TESTS)
@@ -155,10 +157,20 @@ def _trusted(data):
     return data
 
 
-def role_keys(nova_major, **settings):
-    """{table: [(section, option, state, value)]} the role writes for a nova release and role settings.
+# The files the role's configure tasks edit, by the variable that names each.
+FILES = {
+    "nova_xenapi_nova_config": "nova",
+    "nova_xenapi_neutron_agent_config": "agent",
+    "nova_xenapi_neutron_rootwrap_config": "rootwrap",
+    "nova_xenapi_ceilometer_config": "ceilometer",
+}
 
-    Rendered by Ansible from the role's defaults and tables, with the facts the role's preflight would find.
+
+def role_keys(nova_major, **settings):
+    """{file: [(section, option, state, value)]}: what the role's tasks pass to ini_settings for a nova release.
+
+    Each task of tasks/configure.yml is rendered by Ansible from the role's defaults and vars, with the facts the
+    role's preflight would find; the values are turned into the text ini_settings writes.
     """
     from ansible.parsing.dataloader import DataLoader
     from ansible.template import Templar
@@ -166,6 +178,7 @@ def role_keys(nova_major, **settings):
     loader = DataLoader()
     defaults = _trusted(loader.load_from_file(os.path.join(ROLE, "defaults", "main.yml")))
     tables = _trusted(loader.load_from_file(os.path.join(ROLE, "vars", "main.yml")))
+    tasks = _trusted(loader.load_from_file(os.path.join(ROLE, "tasks", "configure.yml")))
     variables = dict(defaults, **tables)
     variables.update(
         xenserver_password="not-a-real-password",
@@ -179,45 +192,22 @@ def role_keys(nova_major, **settings):
     variables.update(settings)
     templar = Templar(loader=loader, variables=variables)
     rendered = {}
-    for name, value in tables.items():
-        if not name.startswith(("_nova_xenapi_nova_", "_nova_xenapi_neutron_", "_nova_xenapi_ceilometer_")):
-            continue
-        keys = value if isinstance(value, list) else [value]
-        if not keys or not isinstance(keys[0], dict) or "option" not in keys[0]:
-            continue
-        rendered[name] = []
-        for key in keys:
-            templar.available_variables = dict(variables, __nova_xenapi_key=key)
-            if not templar.template(key.get("only", True)):
-                continue
-            rendered[name].append(
-                (
-                    key["section"],
-                    key["option"],
-                    templar.template(tables["_nova_xenapi_state"]),
-                    templar.template(tables["_nova_xenapi_wanted"]),
-                )
-            )
+    for task in tasks:
+        args = task["xenserver.openstack.ini_settings"]
+        keys = rendered.setdefault(FILES[re.search(r"\{\{ (\w+) \}\}", args["path"]).group(1)], [])
+        for field in ("settings", "secrets"):
+            for key in templar.template(args.get(field, [])):
+                value = ini_settings.value_text(key.get("value"))
+                keys.append((key["section"], key["option"], key.get("state", "present"), value))
     return rendered
 
 
-def test_the_role_tables_are_all_found():
+def test_every_file_the_role_edits_is_found_and_the_driver_comes_last():
     keys = role_keys(21, __nova_xenapi_rootwrap=True)
-    assert set(keys) == {
-        "_nova_xenapi_nova_options",
-        "_nova_xenapi_nova_password",
-        "_nova_xenapi_nova_driver",
-        "_nova_xenapi_neutron_agent_options",
-        "_nova_xenapi_neutron_agent_password",
-        "_nova_xenapi_neutron_rootwrap_options",
-        "_nova_xenapi_neutron_rootwrap_password",
-        "_nova_xenapi_ceilometer_options",
-        "_nova_xenapi_ceilometer_password",
-    }
-    assert ("DEFAULT", "compute_driver", "present", "xenapi.XenAPIDriver") in keys["_nova_xenapi_nova_driver"]
-    assert keys["_nova_xenapi_nova_password"] == [
-        ("xenserver", "connection_password", "present", "not-a-real-password")
-    ]
+    assert set(keys) == set(FILES.values())
+    assert keys["nova"][-1] == ("DEFAULT", "compute_driver", "present", "xenapi.XenAPIDriver")
+    assert ("xenserver", "connection_password", "present", "not-a-real-password") in keys["nova"]
+    assert ("xenapi", "xenapi_connection_password", "present", "not-a-real-password") in keys["rootwrap"]
 
 
 # --- the option check, run with oslo.config in a subprocess -------------------------------------------------------
@@ -323,18 +313,14 @@ def check(source, keys, **job):
     return json.loads(result.stdout)
 
 
-def nova_keys(keys):
-    return keys["_nova_xenapi_nova_options"] + keys["_nova_xenapi_nova_password"] + keys["_nova_xenapi_nova_driver"]
-
-
 @pytest.mark.parametrize("major", sorted(NOVA))
 def test_nova_keys_are_options_of_that_release(releases, major):
-    keys = nova_keys(role_keys(int(major)))
+    keys = role_keys(int(major))["nova"]
     assert check(releases["nova-" + major], keys, mode="import", modules=NOVA_MODULES) == []
 
 
 def test_nova_keys_of_ussuri_are_the_current_names(releases):
-    keys = {(section, option): state for section, option, state, _ in nova_keys(role_keys(21))}
+    keys = {(section, option): state for section, option, state, _ in role_keys(21)["nova"]}
     assert keys[("xenserver", "vif_driver")] == "absent"
     assert keys[("vnc", "vncserver_proxyclient_address")] == "absent"
     assert keys[("vnc", "server_proxyclient_address")] == "present"
@@ -345,7 +331,7 @@ def test_nova_values_that_name_code_name_code_of_that_release(releases, major):
     source = releases["nova-" + major]
     with open(os.path.join(source, "nova", "virt", "xenapi", "driver.py")) as handle:
         assert re.search(r"^class XenAPIDriver\(", handle.read(), re.M)
-    for _section, option, state, value in role_keys(int(major))["_nova_xenapi_nova_options"]:
+    for _section, option, state, value in role_keys(int(major))["nova"]:
         if option == "vif_driver" and state == "present":
             module, _, name = value.rpartition(".")
             assert module == "nova.virt.xenapi.vif"
@@ -363,7 +349,7 @@ NEUTRON_SETTINGS = {
 @pytest.mark.parametrize("settings", sorted(NEUTRON_SETTINGS))
 def test_neutron_agent_keys_are_options_of_neutron_ussuri(releases, settings):
     keys = role_keys(21, **NEUTRON_SETTINGS[settings])
-    agent = keys["_nova_xenapi_neutron_agent_options"] + keys["_nova_xenapi_neutron_agent_password"]
+    agent = keys["agent"]
     assert agent, "no agent keys for %s" % settings
     assert check(releases["neutron"], agent, mode="ast", lists=NEUTRON_OPTIONS) == []
 
@@ -371,7 +357,7 @@ def test_neutron_agent_keys_are_options_of_neutron_ussuri(releases, settings):
 def test_neutron_root_helper_daemon_is_neutrons_xenapi_token(releases):
     with open(os.path.join(releases["neutron"], "neutron", "agent", "linux", "xenapi_root_helper.py")) as handle:
         token = re.search(r"^ROOT_HELPER_DAEMON_TOKEN = '([^']+)'", handle.read(), re.M).group(1)
-    keys = role_keys(21, __nova_xenapi_rootwrap=False)["_nova_xenapi_neutron_agent_options"]
+    keys = role_keys(21, __nova_xenapi_rootwrap=False)["agent"]
     assert ("agent", "root_helper_daemon", "present", token) in keys
 
 
@@ -380,16 +366,14 @@ def test_rootwrap_keys_are_those_of_neutrons_rootwrap_conf(releases):
     shipped = configparser.ConfigParser(interpolation=None)
     shipped.read(os.path.join(releases["neutron"], ROOTWRAP_CONF))
     keys = role_keys(20, __nova_xenapi_rootwrap=True)
-    for section, option, state, _ in (
-        keys["_nova_xenapi_neutron_rootwrap_options"] + keys["_nova_xenapi_neutron_rootwrap_password"]
-    ):
+    for section, option, state, _ in keys["rootwrap"]:
         assert state == "present"
         assert shipped.has_option(section, option), "[%s] %s" % (section, option)
 
 
 def test_ceilometer_keys_are_options_of_ceilometer_ussuri(releases):
     keys = role_keys(21)
-    ceilometer = keys["_nova_xenapi_ceilometer_options"] + keys["_nova_xenapi_ceilometer_password"]
+    ceilometer = keys["ceilometer"]
     assert check(releases["ceilometer"], ceilometer, mode="ast", lists=CEILOMETER_OPTIONS) == []
     inspector = next(value for _, option, _, value in ceilometer if option == "hypervisor_inspector")
     entry_points = configparser.ConfigParser(interpolation=None)
