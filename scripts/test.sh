@@ -14,6 +14,8 @@ lint() {
   ruff check . && ruff format --check .
   step "ansible-lint (production profile)"
   ansible-lint
+  step "antsibull-changelog: lint, and the release as a dry run"
+  bash scripts/changelog.sh
 }
 
 sanity() {

@@ -211,3 +211,17 @@ def test_every_benchmark_is_described_and_its_figures_recorded():
         source = read(os.path.join(ROOT, "benchmarks", script))
         assert 'print("ratio: %.2f"' in source, "%s must print its ratio last" % script
         assert "--pairs" in source and "--runs" in source
+
+
+def test_changelog_fragments_are_one_line_per_change():
+    """Each entry of a fragment is one line that names what it changes first: ``name - what changed``."""
+    bad = []
+    for path in sorted(glob.glob(os.path.join(ROOT, "changelogs", "fragments", "*.yml"))):
+        text = read(path)
+        if re.search(r"^\s*(?:- |[a-z_]+: )[>|][-+]?\s*$", text, re.M):
+            bad.append("%s: an entry is a folded or literal block; write one line per change" % path)
+        for section, entries in (yaml.safe_load(text) or {}).items():
+            for entry in [entries] if isinstance(entries, str) else entries:
+                if section != "release_summary" and not re.match(r"[\w./ -]+ - \S", entry):
+                    bad.append("%s: %r does not start with 'name - '" % (path, entry[:60]))
+    assert not bad, "\n".join(bad)
