@@ -123,18 +123,6 @@ def test_the_shipped_patch_sets_are_valid_and_their_files_are_unified_diffs_for_
             assert "nova-compute" in patch["services"]
 
 
-def test_the_argument_specs_cover_every_default_with_the_same_value():
-    with open(os.path.join(ROLE, "meta", "argument_specs.yml")) as handle:
-        specs = yaml.safe_load(handle)["argument_specs"]
-    covered = {}
-    for entry in specs.values():
-        for name, option in entry["options"].items():
-            assert covered.setdefault(name, option) == option, name  # one spec per variable, whatever the entry
-    for name, value in DEFAULTS.items():
-        assert name in covered, name
-        assert covered[name]["default"] == value, name
-
-
 def test_the_os_xenapi_patch_applies_to_os_xenapi_0_3_4_and_lets_python_3_talk_to_python_2_plugins(tmp_path):
     """The patch applies (patch --dry-run, then for real) to os-xenapi 0.3.4's session.py from PyPI; the patched
     call_plugin_serialized then sends a Python 2 plugin (os-xenapi's own utils.py pickling, run by Python 2.7) text it
