@@ -40,6 +40,7 @@ NETWORKS = {"mgmt": ("198.18.1", "eth0"), "storage": ("198.18.2", "eth1")}
 HIMN_NIC = "eth2"
 DOM0_HIMN_IP = "169.254.0.1"
 COMPUTE_HIMN_IP = "169.254.0.2"
+REALCLIENTS = REPO / ".build" / "realclients"  # nova's real venvs (scripts/setup-realclients.sh)
 SIM_URL = "http://" + DOM0_HIMN_IP
 MAX_PAIRS = 244  # compute-i has 198.18.x.(10 + i)
 
@@ -259,14 +260,22 @@ def host_scenario(base: dict, pair: Pair) -> dict:
     return scenario
 
 
-def host_scenarios(path: str, pairs: list[Pair]) -> dict[int, dict]:
-    try:
-        base = load_scenario(path)
-    except ScenarioError as exc:
-        raise BedError("bad scenario: %s" % exc) from None
-    if "compute" not in base.get("vms", {}):
-        raise BedError("bad scenario: %s has no compute VM (vms.compute)" % path)
-    return {pair.index: host_scenario(base, pair) for pair in pairs}
+def cycled(values: list, pairs: list[Pair]) -> dict[int, object]:
+    """Pair i gets the i-th value of a comma list given for the bed, the list repeated as often as needed."""
+    return {pair.index: values[(pair.index - 1) % len(values)] for pair in pairs}
+
+
+def host_scenarios(paths: list[str], pairs: list[Pair]) -> dict[int, dict]:
+    bases = {}
+    for path in paths:
+        try:
+            bases[path] = load_scenario(path)
+        except ScenarioError as exc:
+            raise BedError("bad scenario: %s" % exc) from None
+        if "compute" not in bases[path].get("vms", {}):
+            raise BedError("bad scenario: %s has no compute VM (vms.compute)" % path)
+    chosen = cycled(paths, pairs)
+    return {pair.index: host_scenario(bases[chosen[pair.index]], pair) for pair in pairs}
 
 
 # --- what a deployed node has before the product runs -----------------------------------------------------------
@@ -300,6 +309,27 @@ def write(path: Path, text: str, mode: int = 0o644) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     path.chmod(mode)
+
+
+def guest_tools(pair: Pair, scenario: dict) -> None:
+    """The compute VM's xenstore-read (its guest tools), answering what the VM's xenstore holds about it."""
+    vm = scenario["vms"]["compute"]
+    domid = str(vm.get("domid", 1))
+    keys = {"domid": domid, "/local/domain/%s/vm" % domid: "/vm/" + pair.vm_uuid, "name": pair.compute}
+    keys.update(vm.get("xenstore_data", {}))
+    data = pair.compute_dir / "xenstore"
+    write(data, "".join("%s\t%s\n" % item for item in sorted(keys.items())))
+    script = (STANDINS / "xenstore-read.in").read_text().replace("@DATA@", str(data))
+    write(pair.compute_dir / "root" / "usr" / "bin" / "xenstore-read", script, 0o755)
+
+
+def give_nova(pair: Pair, venv: str) -> None:
+    """A real nova for the compute VM: a copy of a real-client venv in its root (hard links, so it costs nothing;
+    a patch writes a new file and leaves the shared venv as it was)."""
+    target = pair.compute_dir / "root" / "opt" / "openstack"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        run("cp", "-al", str(REALCLIENTS / venv), str(target))
 
 
 def seed(state: State, pairs: list[Pair]) -> None:
@@ -583,32 +613,44 @@ def inventory(state: State, pairs: list[Pair], scenarios: dict[int, dict]) -> di
 
     # The compute VMs' Python: the modules, nova's stand-in and the role scripts run with it.
     target_python = state.data.get("target_python") or state.data["python"]
+    novas = cycled(state.data["nova"], pairs) if state.data.get("nova") else {}
+
+    def nova(pair: Pair) -> dict:
+        """What the roles know of nova: the real nova's own Python (they read its version there), or, without a
+        real nova, a version and the Python that stands in for nova's."""
+        if pair.index in novas:
+            python = str(pair.compute_dir / "root" / "opt" / "openstack" / "bin" / "python")
+            return dict(nova_xenapi_python=python, misc_patches_python=python, bed_nova=novas[pair.index])
+        return dict(
+            nova_xenapi_nova_version="21.2.4",
+            dom0_suppack_nova_version="21.2.4",  # the pack carries that nova's Dom0 plugins (os-xenapi 0.3.4's)
+            nova_xenapi_python=target_python,
+            misc_patches_python=target_python,
+        )
 
     compute = {
         pair.compute: host(
             pair.compute_ns,
+            **nova(pair),
             bed_root=str(pair.compute_dir / "root"),
+            # The guest tools' xenstore-read of this VM (what nova and HIMN discovery read from xenstore).
+            bed_xenstore_read=str(pair.compute_dir / "root" / "usr" / "bin" / "xenstore-read"),
             bed_mgmt_ip=pair.ip("mgmt"),
             bed_storage_ip=pair.ip("storage"),
             xenserver_vm_uuid=pair.vm_uuid,
             xenserver_url=SIM_URL,
             xenserver_username=scenarios[pair.index]["credentials"]["username"],
             xenserver_password=scenarios[pair.index]["credentials"]["password"],
-            # What a compute VM of the bed is to the OpenStack roles: no nova installed (the Python that has
-            # XenAPI stands in for nova's), no nova/neutron/ceilometer groups, the controller as public VIP,
-            # and the storage NIC as the VLAN physnet's NIC.
+            # What a compute VM of the bed is to the OpenStack roles: no nova/neutron/ceilometer groups, the
+            # controller as public VIP, and the storage NIC as the VLAN physnet's NIC.
             openstack_public_vip=NETWORKS["mgmt"][0] + ".2",
             openstack_tenant_nic=NETWORKS["storage"][1],
-            nova_xenapi_nova_version="21.2.4",
-            dom0_suppack_nova_version="21.2.4",  # the pack carries that nova's Dom0 plugins (os-xenapi 0.3.4's)
             ansible_python_interpreter=target_python,
-            nova_xenapi_python=target_python,
             nova_xenapi_config_group="root",
             nova_xenapi_neutron_config_group="root",
             nova_xenapi_ceilometer_config_group="root",
             # The roles' paths outside the host's /etc entries, in its own root (another bed shares the machine's).
             dom0_suppack_remote_dir=str(pair.compute_dir / "root" / "var" / "tmp" / "xenserver-openstack"),
-            misc_patches_python=target_python,
             misc_patches_image_cache_script=str(
                 pair.compute_dir / "root" / "usr" / "local" / "sbin" / "xenserver-openstack-image-cache"
             ),
@@ -647,7 +689,8 @@ def claim(state: State, args: argparse.Namespace) -> None:
     """Record what this bed is, or check that the recorded bed is the one asked for."""
     wanted = {
         "pairs": args.pairs,
-        "scenario": str(scenario_path(args.scenario)),
+        "scenario": [str(scenario_path(name)) for name in args.scenario.split(",")],
+        "nova": args.nova.split(",") if args.nova else [],
         "python": args.python,
         "target_python": args.target_python,
         "himn_lease": not args.no_himn_lease,
@@ -676,6 +719,11 @@ def up(args: argparse.Namespace) -> int:
     give_files(state, pairs)
     seed(state, pairs)
     wire(pairs, scenarios)
+    novas = cycled(state.data["nova"], pairs) if state.data["nova"] else {}
+    for pair in pairs:
+        guest_tools(pair, scenarios[pair.index])
+        if pair.index in novas:
+            give_nova(pair, novas[pair.index])
     for pair in pairs:
         (pair.dom0_dir / "scenario.yml").write_text(yaml.safe_dump(scenarios[pair.index], sort_keys=False))
         start_dhcp(state, pair, scenarios[pair.index])
@@ -855,6 +903,16 @@ def target_python(value: str) -> str:
     return str(path)
 
 
+def nova_venvs(value: str) -> str:
+    """--nova: names of the real-client venvs of .build/realclients, each there."""
+    for name in filter(None, value.split(",")):
+        if not os.access(REALCLIENTS / name / "bin" / "python", os.X_OK):
+            raise argparse.ArgumentTypeError(
+                "no real-client venv %s in %s (run scripts/setup-realclients.sh)" % (name, REALCLIENTS)
+            )
+    return value
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bed.py", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -878,6 +936,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=target_python,
         help="the compute VMs' Python: a path, or 2.7, 3.6 or 3.8 for the target venv scripts/setup.sh built in "
         ".build/targets (default: --python)",
+    )
+    up_parser.add_argument(
+        "--nova",
+        type=nova_venvs,
+        default="",
+        help="comma list of the real nova each compute VM runs, cycled over the pairs: ussuri-py3.8 (nova 21) or "
+        "train-py2.7 (nova 20), from .build/realclients (scripts/setup-realclients.sh) (default: none, a stand-in)",
     )
     up_parser.add_argument(
         "--no-himn-lease", action="store_true", help="leave the compute VMs' HIMN NIC without an address"
