@@ -1,6 +1,6 @@
 # Developer entry points. `make demo` and `make test` are the whole set-up on a fresh
 # Debian/Ubuntu machine (run as root: the test bed uses network namespaces).
-.PHONY: setup demo test lint sanity unit integration molecule fuel clean
+.PHONY: setup demo test lint sanity unit integration realclients molecule fuel clean
 
 setup:
 	bash scripts/setup.sh
@@ -22,6 +22,9 @@ unit: setup
 
 integration: setup
 	bash scripts/test.sh integration
+
+realclients: setup
+	bash scripts/test.sh realclients
 
 molecule: setup
 	bash scripts/test.sh molecule

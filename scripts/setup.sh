@@ -68,6 +68,9 @@ make_collections_path() {
 }
 
 install_system_packages
+# The real clients (nova, neutron, ceilometer of Train and Ussuri) take minutes to install: they build in the
+# background while the rest is set up and the first suites run; their tests wait for them.
+bash scripts/setup-realclients.sh --background
 make_venv
 make_collections_path
 bash scripts/setup-glance.sh

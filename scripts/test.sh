@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Run the test suites: `scripts/test.sh` runs all of them; `scripts/test.sh lint|sanity|unit|integration|molecule`
-# runs one. Integration tests and the molecule scenarios (on the namespace bed, the simulator or a real Glance)
+# Run the test suites: `scripts/test.sh` runs all of them; `scripts/test.sh lint|sanity|unit|integration|realclients|
+# molecule` runs one. Integration tests and the molecule scenarios (on the namespace bed, the simulator or a real Glance)
 # need root; with XO_REQUIRE_ROOT=1 (set by CI)
 # a root-only test that cannot run fails instead of being skipped.
 set -euo pipefail
@@ -33,6 +33,11 @@ integration() {
   python -m pytest -ra tests/integration
 }
 
+realclients() {
+  step "pytest: real clients (nova, neutron, ceilometer against the bed's Dom0)"
+  python -m pytest -ra tests/realclients
+}
+
 molecule() {
   local scenario
   for scenario in roles/*/molecule/default; do
@@ -41,5 +46,5 @@ molecule() {
   done
 }
 
-if [ $# -eq 0 ]; then set -- lint sanity unit integration molecule; fi
+if [ $# -eq 0 ]; then set -- lint sanity unit integration realclients molecule; fi
 for suite in "$@"; do "$suite"; done

@@ -27,7 +27,7 @@ def nova_version():
 def xenapi_imports():
     """Whether nova's XenAPI client imports: PyPI's XenAPI (nova 13, 14) or os-xenapi's own copy (nova 15-21)."""
     try:
-        import XenAPI  # noqa: F401
+        import XenAPI
     except ImportError:
         try:
             from os_xenapi.client import XenAPI  # noqa: F401
