@@ -34,6 +34,16 @@ def preflight_problems(host_info, **options):
         ) from error
 
 
+def input_problems(values, role, argument_specs, **context):
+    """Return every problem of a role's variables (types, choices, required settings, interfaces) at once.
+
+    See module_utils._preflight.input_problems; the context keys are interfaces, networks, host, host_info, hosts.
+    """
+    if not isinstance(values, dict):
+        raise AnsibleFilterError("input_problems: the values must be a mapping of variable names, not %s" % values)
+    return _preflight.input_problems(values, role, argument_specs or {}, context)
+
+
 def patch_plan(patch_sets, release, extra_patches=(), site_dir=""):
     """Return the enabled patches of a release's set plus the extra ones, with absolute target directories."""
     try:
@@ -76,6 +86,7 @@ class FilterModule:
     def filters(self):
         return dict(
             preflight_problems=preflight_problems,
+            input_problems=input_problems,
             patch_plan=patch_plan,
             patch_actions=patch_actions,
             patch_conflicts=patch_conflicts,

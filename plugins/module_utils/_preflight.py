@@ -21,11 +21,13 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import difflib
 import posixpath
 import re
 
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible_collections.xenserver.openstack.plugins.module_utils._compat import STRING_TYPES
+from ansible_collections.xenserver.openstack.plugins.module_utils._ipv4 import IPv4Address, IPv4Network
 from ansible_collections.xenserver.openstack.plugins.module_utils._xenapi import missing_himn_vif_message
 
 # --- OpenStack options -------------------------------------------------------------------------------------
@@ -78,6 +80,12 @@ HYPERVISOR_REASONS = dict(
         "the VMware vCenter driver manages a vSphere cluster, not XenServer hosts; this collection configures "
         "XenAPI computes only, and the Fuel XenServer plugin refused vCenter beside them."
     ),
+)
+
+
+PASSWORD_FIX = (
+    "Set xenserver_password in the inventory (keep it in a vault), or export XENSERVER_PASSWORD on the controller "
+    "before running ansible-playbook."
 )
 
 
@@ -155,9 +163,9 @@ def password_problems(password_given):
     return [
         _problem(
             "password",
-            "xenserver_password is empty: XAPI, nova-compute ([xenserver] connection_password) and the neutron "
-            "agent all log in to the XenServer hosts with it. Set it in the inventory (keep it in a vault); the "
-            "checks of the host through XAPI did not run without it.",
+            "xenserver_password is empty (and XENSERVER_PASSWORD is not in the controller's environment): XAPI, "
+            "nova-compute ([xenserver] connection_password) and the neutron agent all log in to the XenServer hosts "
+            "with it; the checks of the host through XAPI did not run without it. " + PASSWORD_FIX,
         )
     ]
 
@@ -190,21 +198,37 @@ def _describe_host(host):
     return "%s (platform %s) on host %s" % (product, host.get("platform_version") or "unknown", host.get("name_label"))
 
 
-def platform_problems(host, platforms):
+def _platform_entry(found, table):
+    """The entry of a table whose platform version the host's equals or starts with, or None."""
+    return next((entry for entry in table if _matches_platform(found, entry["platform_version"])), None)
+
+
+def platform_problems(host, platforms, refused=()):
     """Check that the host runs a supported platform version.
 
     Args:
         host: the C(host) of xen_host_info.
         platforms: entries C({platform_version, products}); a host matches an entry whose version equals its
             platform version or is a prefix of it.
+        refused: entries C({platform_version, products, reason}) of platforms refused for a known reason (the
+            reason is shown); a supported entry wins over a refused one.
 
     Returns:
         list: one problem naming the version found when it is not supported, else none.
     """
     found = host.get("platform_version", "")
-    if any(_matches_platform(found, entry["platform_version"]) for entry in platforms):
+    if _platform_entry(found, platforms):
         return []
     listed = ", ".join("%s (platform %s)" % (e["products"], e["platform_version"]) for e in platforms) or "none"
+    known = _platform_entry(found, refused)
+    if known:
+        return [
+            _problem(
+                "platform",
+                "%s is refused: %s Upgrade the host to a supported version (%s; see docs/supported-platforms.md)."
+                % (_describe_host(host), known["reason"].strip().rstrip(".") + ".", listed),
+            )
+        ]
     oldest = min(platforms, key=lambda e: version_tuple(e["platform_version"])) if platforms else None
     if oldest and version_tuple(found) < version_tuple(oldest["platform_version"]):
         return [
@@ -353,7 +377,7 @@ def himn_problems(host, vm):
     return []
 
 
-def host_problems(host_info, platforms, hotfix_table, sr_types, check_himn=True):
+def host_problems(host_info, platforms, hotfix_table, sr_types, check_himn=True, refused_platforms=()):
     """Run every check of the host on the result of xen_host_info.
 
     Args:
@@ -363,9 +387,11 @@ def host_problems(host_info, platforms, hotfix_table, sr_types, check_himn=True)
         hotfix_table: the required hotfix table.
         sr_types: the accepted default SR types.
         check_himn: whether to check the compute VM's HIMN VIF.
+        refused_platforms: platforms refused with a reason (see platform_problems).
 
     Returns:
-        list: all problems found.
+        list: all problems found. A host whose platform is refused gets no hotfix problems (an upgrade makes them
+        moot).
     """
     if not host_info or host_info.get("skipped"):
         return []
@@ -378,8 +404,9 @@ def host_problems(host_info, platforms, hotfix_table, sr_types, check_himn=True)
             )
         ]
     host = host_info["host"]
-    problems = platform_problems(host, platforms)
-    problems += hotfix_problems(host, host_info.get("hotfixes", []), host_info.get("updates", []), hotfix_table)
+    problems = platform_problems(host, platforms, refused_platforms)
+    if not problems:
+        problems += hotfix_problems(host, host_info.get("hotfixes", []), host_info.get("updates", []), hotfix_table)
     problems += sr_problems(host, host_info.get("default_sr", {}), sr_types)
     if check_himn:
         problems += himn_problems(host, host_info.get("vm", {}))
@@ -394,12 +421,322 @@ def preflight_problems(
     hotfix_table=(),
     sr_types=("ext", "nfs"),
     check_himn=True,
+    refused_platforms=(),
+    problems=(),
 ):
-    """Return every problem of the inventory choices and of the host, in the order they are shown."""
-    problems = password_problems(password_given)
-    problems += option_problems(options)
-    problems += host_problems(host_info, list(platforms), list(hotfix_table), list(sr_types), check_himn)
-    return problems
+    """Return every problem of the inventory choices and of the host, in the order they are shown.
+
+    C(problems) are those other checks found already (the other roles' inputs, see input_problems); they come
+    first, and a password problem among them replaces this check's own.
+    """
+    found = list(problems)
+    if not any(p["check"] == "password" for p in found):
+        found += password_problems(password_given)
+    found += option_problems(options)
+    found += host_problems(
+        host_info, list(platforms), list(hotfix_table), list(sr_types), check_himn, list(refused_platforms)
+    )
+    return found
+
+
+# --- Operator inputs: every role's variables, checked before anything changes ----------------------------------
+
+# Role variables whose default is taken from an inventory-level variable (see each role's defaults/main.yml): a
+# message names both, since the operator set the one or the other. tests/unit/test_inputs.py checks this table
+# against the roles' defaults.
+INVENTORY_NAMES = dict(
+    nova_xenapi_connection_url="xenserver_url",
+    nova_xenapi_connection_username="xenserver_username",
+    nova_xenapi_connection_password="xenserver_password",
+    nova_xenapi_validate_certs="xenserver_validate_certs",
+    nova_xenapi_vm_uuid="xenserver_vm_uuid",
+    nova_xenapi_public_vip="openstack_public_vip",
+    nova_xenapi_public_ssl="openstack_public_ssl",
+    nova_xenapi_mgmt_interface="openstack_management_interface",
+    nova_xenapi_neutron_network_type="openstack_segmentation_type",
+    nova_xenapi_neutron_physnet="openstack_tenant_physnet",
+    nova_xenapi_neutron_physnet_interface="openstack_tenant_nic",
+    nova_xenapi_neutron_local_ip="openstack_mesh_address",
+    nova_xenapi_ceilometer_enabled="openstack_options.ceilometer",
+    himn_network_vm_uuid="xenserver_vm_uuid",
+    himn_network_port_forwards="openstack_management_interface",
+    dom0_suppack_vm_uuid="xenserver_vm_uuid",
+    misc_patches_vm_uuid="xenserver_vm_uuid",
+)
+
+
+def spec_options(argument_specs):
+    """The options of every entry point of a role's meta/argument_specs.yml (its parsed content), by name."""
+    options = {}
+    for entry in (argument_specs or {}).get("argument_specs", {}).values():
+        for name, option in (entry.get("options") or {}).items():
+            options.setdefault(name, option)
+    return options
+
+
+def _shown(name):
+    inventory = INVENTORY_NAMES.get(name)
+    return "%s (default from %s)" % (name, inventory) if inventory else name
+
+
+def _text(value):
+    if isinstance(value, STRING_TYPES):
+        return "'%s'" % value
+    return "%r (a %s)" % (value, type(value).__name__)
+
+
+def _is_bool(value):
+    try:
+        boolean(value, strict=True)
+    except TypeError:
+        return False
+    return True
+
+
+def _as_bool(value, default=False):
+    try:
+        return boolean(value, strict=True)
+    except TypeError:
+        return default
+
+
+def type_problem(name, value, option):  # noqa: PLR0911 (one answer per type)
+    """The message for a value that is not of its option's type or not among its choices, or None."""
+    kind = option.get("type", "str")
+    shown = _shown(name)
+    if option.get("no_log"):
+        if value is not None and not isinstance(value, STRING_TYPES):
+            return "%s is not a string: give it as one (its value is not shown)." % shown
+        return None
+    if kind == "bool":
+        if _is_bool(value):
+            return None
+        return "%s is %s, not true or false: set it to true or false (in the inventory, or -e %s=true)." % (
+            shown,
+            _text(value),
+            name,
+        )
+    if kind == "int":
+        try:
+            if not isinstance(value, bool):
+                int(str(value).strip())
+                return None
+        except ValueError:
+            pass
+        return "%s is %s, not a whole number: set it to one." % (shown, _text(value))
+    if kind == "list" and not isinstance(value, list):
+        return (
+            "%s is %s, not a list: give a YAML list in the inventory, or JSON on the command line "
+            "(-e '{\"%s\": [...]}')." % (shown, _text(value), name)
+        )
+    if kind == "dict" and not isinstance(value, dict):
+        return (
+            "%s is %s, not a mapping: give a YAML mapping in the inventory, or JSON on the command line "
+            "(-e '{\"%s\": {...}}')." % (shown, _text(value), name)
+        )
+    if kind in ("str", "path") and isinstance(value, (list, dict)):
+        return "%s is a %s, not a string: give it as one." % (shown, type(value).__name__)
+    if option.get("choices") and str(value) not in [str(c) for c in option["choices"]]:
+        return "%s is %s; it must be one of: %s." % (shown, _text(value), ", ".join(map(str, option["choices"])))
+    return None
+
+
+def _interface_problem(name, interface, context, needs_address, what):
+    """A problem when ``interface`` is not an interface of the VM (or has no IPv4 address), if they are known."""
+    interfaces = context.get("interfaces")
+    if interfaces is None or not interface:
+        return None
+    where = context.get("host") or "this VM"
+    if interface not in interfaces:
+        return "%s is %s, which is not an interface of %s (it has %s). Set it to %s." % (
+            _shown(name),
+            _text(interface),
+            where,
+            ", ".join(sorted(interfaces)) or "none",
+            what,
+        )
+    if needs_address and not (context.get("networks") or {}).get(interface):
+        return "%s is %s, which has no IPv4 address on %s. Give it its address first, or set it to %s." % (
+            _shown(name),
+            _text(interface),
+            where,
+            what,
+        )
+    return None
+
+
+def _nova_xenapi_problems(values, context):
+    found = []
+    if not values.get("nova_xenapi_connection_password"):
+        found.append(
+            _problem(
+                "password",
+                "The XenServer password is not set: %s is empty, and XAPI, nova-compute ([xenserver] "
+                "connection_password) and the neutron agent log in to the hosts with it. %s"
+                % (_shown("nova_xenapi_connection_password"), PASSWORD_FIX),
+            )
+        )
+    if not str(values.get("nova_xenapi_public_vip") or "").strip():
+        found.append(
+            "%s is not set: nova-compute's noVNC base URL (http(s)://VIP:6080/vnc_auto.html) is built from the "
+            "cloud's public VIP. Set openstack_public_vip in the inventory to the public VIP address or name."
+            % _shown("nova_xenapi_public_vip")
+        )
+    if _as_bool(values.get("nova_xenapi_neutron_enabled"), True):
+        network_type = values.get("nova_xenapi_neutron_network_type")
+        if network_type == "vlan":
+            nic = str(values.get("nova_xenapi_neutron_physnet_interface") or "").strip()
+            if not nic:
+                found.append(
+                    "%s is not set: with VLAN segmentation the neutron agent's bridge_mappings need the compute VM's "
+                    "NIC on physnet %s (its VIF names the Dom0 bridge). Set openstack_tenant_nic to that NIC, for "
+                    "example eth1."
+                    % (_shown("nova_xenapi_neutron_physnet_interface"), values.get("nova_xenapi_neutron_physnet"))
+                )
+            else:
+                found.append(
+                    _interface_problem(
+                        "nova_xenapi_neutron_physnet_interface", nic, context, False, "the NIC on the VLAN physnet"
+                    )
+                )
+        elif network_type == "tunnel":
+            local_ip = str(values.get("nova_xenapi_neutron_local_ip") or "").strip()
+            try:
+                IPv4Address(local_ip)
+            except ValueError:
+                found.append(
+                    "%s is %s, not an IPv4 address: with tunnel segmentation the neutron agent's local_ip is the "
+                    "compute VM's address on the mesh network. Set openstack_mesh_address to it."
+                    % (_shown("nova_xenapi_neutron_local_ip"), _text(local_ip))
+                )
+    if not str(values.get("nova_xenapi_vnc_proxyclient_address") or "").strip():
+        found.append(
+            _interface_problem(
+                "nova_xenapi_mgmt_interface",
+                values.get("nova_xenapi_mgmt_interface"),
+                context,
+                True,
+                "the management interface (the VNC proxy reaches the consoles at its address)",
+            )
+        )
+    return found
+
+
+def _himn_network_problems(values, context):
+    found = []
+    routes = values.get("himn_network_routes") or []
+    for index, route in enumerate(routes if isinstance(routes, list) else []):
+        try:
+            IPv4Network("%s" % route)
+        except ValueError as error:
+            if "host bits set" in str(error):
+                network = IPv4Network("%s" % route, strict=False)
+                found.append(
+                    "himn_network_routes[%d] '%s' has host bits set: the network is %s. Give the network address."
+                    % (index, route, network)
+                )
+            else:
+                found.append(
+                    "himn_network_routes[%d] '%s' is not an IPv4 network in CIDR form (%s): give networks such as "
+                    "192.168.0.0/24." % (index, route, error)
+                )
+    interfaces = values.get("himn_network_forward_interfaces") or []
+    if not routes and isinstance(interfaces, list):
+        for interface in interfaces:
+            found.append(
+                _interface_problem(
+                    "himn_network_forward_interfaces",
+                    interface,
+                    context,
+                    True,
+                    "the interfaces whose networks Dom0 must reach, or give the networks in himn_network_routes",
+                )
+            )
+    forwards = values.get("himn_network_port_forwards") or []
+    for index, forward in enumerate(forwards if isinstance(forwards, list) else []):
+        if isinstance(forward, dict):
+            found.append(
+                _interface_problem(
+                    "himn_network_port_forwards[%d].interface" % index,
+                    forward.get("interface"),
+                    context,
+                    False,
+                    "an interface of the VM",
+                )
+            )
+    return found
+
+
+def _dom0_suppack_problems(values, context):
+    host = (context.get("host_info") or {}).get("host")
+    if not host or not _as_bool(values.get("dom0_suppack_install"), True):
+        return []
+    platform = version_tuple(host.get("platform_version", "0"))
+    if platform < version_tuple(values.get("dom0_suppack_min_platform_version") or "0"):
+        return []  # too old for the pack at all: the platform check says so
+    legacy = platform < POOL_UPDATE_PLATFORM
+    dom0 = str(values.get("dom0_suppack_dom0_host") or "")
+    if legacy:
+        why = (
+            "%s runs platform %s, which has no pool_update: the pack is installed with xe-install-supplemental-pack "
+            "in Dom0 over SSH" % (host.get("name_label"), host.get("platform_version"))
+        )
+    elif _as_bool(values.get("dom0_suppack_trust_key")):
+        why = "dom0_suppack_trust_key is true: the pack's signing key is imported in Dom0 over SSH"
+    else:
+        return []
+    if dom0 and dom0 in (context.get("hosts") or [dom0]):
+        return []
+    return [
+        "%s, but dom0_suppack_dom0_host %s. Add the host's Dom0 to the inventory (group dom0, user root) and set "
+        "dom0_suppack_dom0_host to its name%s."
+        % (
+            why,
+            "names %s, which is not in the inventory" % _text(dom0) if dom0 else "is not set",
+            "" if legacy else ", or trust the key by hand (docs/suppack.md) and leave dom0_suppack_trust_key false",
+        )
+    ]
+
+
+ROLE_CHECKS = dict(
+    nova_xenapi=_nova_xenapi_problems,
+    himn_network=_himn_network_problems,
+    dom0_suppack=_dom0_suppack_problems,
+)
+
+
+def input_problems(values, role, argument_specs, context=None):
+    """Check a role's variables as the play resolved them, before anything changes.
+
+    Args:
+        values: {variable: value} of the role's variables (defaults, overridden by the inventory and -e). A name
+            with the role's prefix that is no option of the role is a problem (a misspelt variable does nothing).
+        role: the role's short name (its own checks: required settings, interfaces, legacy hosts).
+        argument_specs: the parsed meta/argument_specs.yml of the role: each value must be of its option's type
+            (booleans strictly: true/false/yes/no/on/off/1/0, also as strings from -e) and among its choices.
+        context: what the play knows of the node, all optional - C(interfaces) (names), C(networks) ({interface:
+            [IPv4 networks]}), C(host) (its name), C(host_info) (the xen_host_info result), C(hosts) (the
+            inventory's hosts).
+
+    Returns:
+        list: problems C({check, message}), C(check) V(inputs) (or V(password)), each naming the variable and the fix.
+    """
+    context = context or {}
+    options = spec_options(argument_specs)
+    found = []
+    for name in sorted(values):
+        if name in options:
+            if values[name] is not None:
+                found.append(type_problem(name, values[name], options[name]))
+        elif name.startswith(role + "_"):
+            close = difflib.get_close_matches(name, list(options), 1)
+            found.append(
+                "%s is not a variable of the role %s, so it changes nothing: correct its name%s, or remove it."
+                % (name, role, " (%s?)" % close[0] if close else "")
+            )
+    if role in ROLE_CHECKS:
+        found += ROLE_CHECKS[role](values, context)
+    return [p if isinstance(p, dict) else _problem("inputs", p) for p in found if p]
 
 
 # --- Patches -----------------------------------------------------------------------------------------------

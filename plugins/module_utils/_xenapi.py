@@ -351,7 +351,7 @@ class XenAPIModule:
             self._logout()
 
     def _login(self):
-        if self.params["password"] is None:
+        if not self.params["password"]:
             if self.xenapi_optional:
                 raise XAPIUnreachable("No XAPI password given.")
             raise XenAPIModuleError(
@@ -361,6 +361,9 @@ class XenAPIModule:
             self._login_at(self.url)
         except XenAPI.Failure as error:
             if error.details[:1] != ["HOST_IS_SLAVE"] or len(error.details) < 2:
+                if self.xenapi_optional:
+                    # A module that can do without XenAPI falls back on its other ways, saying why.
+                    raise XAPIUnreachable(explain_failure(self.url, error.details, self.last_call))
                 raise XenAPIModuleError(
                     explain_failure(self.url, error.details, self.last_call), xapi_error=list(error.details)
                 )

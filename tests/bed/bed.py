@@ -665,6 +665,8 @@ def inventory(state: State, pairs: list[Pair], scenarios: dict[int, dict]) -> di
             bed_root=str(controller_dir(state.dir) / "root"),
             bed_mgmt_ip=NETWORKS["mgmt"][0] + ".2",
             bed_storage_ip=NETWORKS["storage"][0] + ".2",
+            # No nova on the bed's controller: its release is the computes' (nova 21.2.4).
+            misc_patches_openstack_release="ussuri",
         )
     }
     return {

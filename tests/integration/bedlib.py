@@ -105,17 +105,24 @@ class Bed:
         assert proc.stdout.readline().strip() == "ready"
         return proc
 
-    def playbook(self, playbook, *args, line=None):
+    def playbook(self, playbook, *args, line=None, env=None, inventory=None):
         """Run ansible-playbook on the bed; return (returncode, the json callback's report or None, output).
 
-        ``line``: a pythons.Line, to run that ansible-core line's ansible-playbook with its collections.
+        ``line``: a pythons.Line, to run that ansible-core line's ansible-playbook with its collections; ``env`` adds
+        to the environment; ``inventory`` replaces the bed's own inventory file.
         """
-        env = ansible_env() if line is None else line.env(ansible_env())
+        environ = dict(ansible_env() if line is None else line.env(ansible_env()), **(env or {}))
         run = subprocess.run(
-            [line.tool("ansible-playbook") if line else "ansible-playbook", playbook, "-i", self.inventory, *args],
+            [
+                line.tool("ansible-playbook") if line else "ansible-playbook",
+                playbook,
+                "-i",
+                inventory or self.inventory,
+                *args,
+            ],
             capture_output=True,
             text=True,
-            env=env,
+            env=environ,
             cwd=ROOT,
             check=False,
         )

@@ -124,10 +124,13 @@ def test_prefixes_of_any_length_route_through_the_himn(bed):
     [
         ('{"himn_network_routes": ["198.18.1.1/24"]}', "has host bits set: the network is 198.18.1.0/24"),
         ('{"himn_network_routes": ["198.18.1.0/33"]}', "is not an IPv4 network in CIDR form"),
-        ('{"himn_network_forward_interfaces": ["br-mgmt", "br-nope"]}', "Interface br-nope"),
+        (
+            '{"himn_network_forward_interfaces": ["br-mgmt", "br-nope"]}',
+            "himn_network_forward_interfaces is 'br-nope', which is not an interface of compute-1",
+        ),
         (
             '{"himn_network_port_forwards": [{"interface": "br-ex", "protocol": "tcp", "port": 80}]}',
-            "No such interface on this host: br-ex (port_forwards[0].interface)",
+            "himn_network_port_forwards[0].interface is 'br-ex', which is not an interface of compute-1",
         ),
     ],
 )

@@ -216,7 +216,8 @@ def test_the_run_does_each_part(bed):
     conf = read(controller_nova(bed))
     remaining = iter(conf.splitlines())
     assert all(line in remaining for line in bed.controller_nova.splitlines()), conf  # every line kept, in order
-    assert "memcached_servers = 198.18.1.2:11211,198.18.1.3:11211" in conf.split("[DEFAULT]")[1].split("[")[0]
+    # The bed's controller is Ussuri (misc_patches_openstack_release), whose nova has no [DEFAULT] memcached_servers.
+    assert "memcached_servers" not in conf.split("[DEFAULT]")[1].split("[")[0]
     section = conf.split("[cache]")[1]
     assert "enabled = True" in section and "memcache_servers = 198.18.1.2:11211,198.18.1.3:11211" in section
     assert "backend = oslo_cache.memcache_pool" in section
@@ -291,3 +292,10 @@ def test_the_controller_part_names_a_missing_memcached_and_never_shows_other_key
     finally:
         with open(path, "w") as handle:
             handle.write(original)
+
+
+def test_a_mitaka_controller_also_gets_default_memcached_servers(bed):
+    """nova 12 and 13 read [DEFAULT] memcached_servers (Newton removed it): only for them is it written."""
+    play(bed, "--limit", "controller-1", "-e", "misc_patches_openstack_release=mitaka")
+    conf = read(controller_nova(bed))
+    assert "memcached_servers = 198.18.1.2:11211,198.18.1.3:11211" in conf.split("[DEFAULT]")[1].split("[")[0]

@@ -146,7 +146,7 @@ def preflight_play(tmp_path):
 
 
 def test_a_failing_preflight_shows_every_problem_and_nothing_changes_on_any_node(tmp_path, xapi_sim):
-    missing_hotfix = xapi_sim("xenserver-6.5")
+    refused = xapi_sim("xenserver-6.5-hotfix")
     many = tmp_path / "many.yml"
     many.write_text(yaml.safe_dump(dict(
         extends=scenario_path("xenserver-6.5"),
@@ -155,9 +155,9 @@ def test_a_failing_preflight_shows_every_problem_and_nothing_changes_on_any_node
     )))  # fmt: skip
     broken = xapi_sim(str(many))
     good = xapi_sim("xcpng-8.3")
-    sims = dict(missing_hotfix=missing_hotfix, broken=broken, good=good, no_password=good)
+    sims = dict(refused=refused, broken=broken, good=good, no_password=good)
     hosts = dict(
-        missing_hotfix=sim_host(missing_hotfix),
+        refused=sim_host(refused),
         broken=sim_host(broken, openstack_options=dict(hypervisor="kvm", volumes_ceph=True, ironic=True)),
         good=sim_host(good),
         no_password=dict(sim_host(good), xenserver_password=None, openstack_options=dict(mongo=True)),
@@ -169,12 +169,12 @@ def test_a_failing_preflight_shows_every_problem_and_nothing_changes_on_any_node
     code, report, output = playbook(preflight_play(tmp_path), inventory(tmp_path, hosts))
 
     assert code != 0
-    header, hotfix = messages(report, "missing_hotfix")
-    assert header.startswith("xenserver.openstack preflight: 1 problem(s) on missing_hotfix; nothing was changed")
-    assert hotfix.startswith("Hotfix XS65ESP1013 is not applied on host xenserver-65 (XenServer 6.5.0).")
+    header, platform = messages(report, "refused")
+    assert header.startswith("xenserver.openstack preflight: 1 problem(s) on refused; nothing was changed")
+    assert platform.startswith("XenServer 6.5.0 (platform 1.9.0) on host xenserver-65 is refused: its Dom0 is CentOS 5")
     broken_text = " ".join(messages(report, "broken"))
     assert messages(report, "broken")[0].startswith("xenserver.openstack preflight: 6 problem(s) on broken")
-    for word in ("hypervisor is 'kvm'", "volumes_ceph is true", "ironic is true", "XS65ESP1013", "type lvm",
+    for word in ("hypervisor is 'kvm'", "volumes_ceph is true", "ironic is true", "Python 2.4", "type lvm",
                  "xe vif-create"):  # fmt: skip
         assert word in broken_text
     assert any("xenserver_password is empty" in m for m in messages(report, "no_password"))
@@ -190,7 +190,7 @@ def test_a_failing_preflight_shows_every_problem_and_nothing_changes_on_any_node
 
 def test_a_passing_preflight_lets_the_play_go_on(tmp_path, xapi_sim):
     hosts = dict(
-        hotfixed=sim_host(xapi_sim("xenserver-6.5-hotfix"), marker=str(tmp_path / "hotfixed"), openstack_options=dict(
+        hotfixed=sim_host(xapi_sim("xenserver-7.1"), marker=str(tmp_path / "hotfixed"), openstack_options=dict(
             hypervisor="xen", volumes_ceph=False, ephemeral_ceph=False, sahara=False, murano=False, mongo=False,
             ironic=False, ceilometer=True)),
     )  # fmt: skip

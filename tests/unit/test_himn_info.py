@@ -90,6 +90,23 @@ def test_without_xapi_xenstore_gives_the_mac(run_module, machine, tmp_path):
     assert result["xapi_unreachable"] == "No XAPI password given."
 
 
+def test_a_refused_login_or_an_empty_password_falls_back_and_says_why(xapi_sim, run_module, machine, tmp_path):
+    """himn_info runs before the preflight has told the operator about the password: XAPI is optional for it."""
+    sim = xapi_sim("xcpng-8.3")
+    mac = himn_mac(sim.scenario)
+    fake = tmp_path / "xenstore-read"
+    fake.write_text("#!/bin/sh\necho %s\n" % mac)
+    fake.chmod(0o755)
+    machine["macs"] = {mac: "eth2"}
+    vm = sim.scenario["vms"]["compute"]["uuid"]
+    result = run_module(himn_info, dict(creds(sim), password="wrong", vm_uuid=vm, xenstore_read=str(fake)))
+    assert (result.get("failed"), result["found_by"], result["interface"]) == (None, "xenstore", "eth2"), result
+    assert "refused the login of user 'root'" in result["xapi_unreachable"]
+    result = run_module(himn_info, dict(creds(sim), password="", vm_uuid=vm, xenstore_read=str(fake)))
+    assert result["xapi_unreachable"] == "No XAPI password given."
+    assert sim.counts().get("session.login_with_password") == 1  # the empty password was never sent
+
+
 def test_without_xapi_and_xenstore_an_address_on_the_himn_finds_it(run_module, machine, tmp_path):
     machine["macs"] = {"02:58:53:02:00:01": "eth2"}
     machine["addresses"] = [("eth0", "198.18.1.11/24"), ("eth2", "169.254.7.9/16")]

@@ -41,6 +41,7 @@ import zipfile
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import yaml
 from ansible_collections.xenserver.openstack.plugins.modules import ini_settings
 
 TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -418,3 +419,42 @@ def test_ast_rebuilt_options_match_what_oslo_config_would_register(releases):
             assert all(
                 isinstance(e, ast.Call) and getattr(e.func, "attr", "").endswith("Opt") for e in node.value.elts
             ), "%s %s has entries other than cfg.*Opt(...)" % (path, name)
+
+
+# --- the controllers' [DEFAULT] memcached_servers (misc_patches) ----------------------------------------------------
+
+# Ocata's nova (15) is the oldest release with a wheel on PyPI; Liberty (12) and Mitaka (13) defined the option in
+# nova/openstack/common/memorycache.py and nova/cache_utils.py, and Newton (14) removed it (nova's git history).
+OCATA = "15.1.5"
+
+
+def _wheel(version):
+    """The path of nova's wheel of ``version`` (downloaded once into the cache)."""
+    downloads = os.path.join(CACHE, "wheels")
+    found = glob.glob(os.path.join(downloads, "nova-%s-*.whl" % version))
+    if not found:
+        result = _pip("download", "--no-deps", "--only-binary", ":all:", "-d", downloads, "nova==%s" % version)
+        found = glob.glob(os.path.join(downloads, "nova-%s-*.whl" % version))
+        if result.returncode or not found:
+            (pytest.fail if os.environ.get("CI") else pytest.skip)("pip download nova==%s failed" % version)
+    return found[0]
+
+
+def test_default_memcached_servers_is_written_only_for_the_releases_that_have_the_option(releases):
+    with open(os.path.join(ROOT, "roles", "misc_patches", "vars", "main.yml")) as handle:
+        tables = yaml.safe_load(handle)
+    written = tables["_misc_patches_default_memcached_releases"]
+    names = tables["_misc_patches_nova_releases"]
+    assert sorted(int(major) for major, name in names.items() if name in written) == [12, 13]
+    option = re.compile(r"""Opt\(\s*['"]memcached_servers['"]""")
+    for version in (OCATA, *NOVA.values()):
+        with zipfile.ZipFile(_wheel(version)) as archive:
+            defining = [
+                name
+                for name in archive.namelist()
+                if name.startswith("nova/") and name.endswith(".py") and option.search(archive.read(name).decode())
+            ]
+        assert defining == [], "nova %s defines memcached_servers in %s" % (version, defining)
+        assert names[version.split(".")[0]] not in written
+    # The check finds the option where it is: oslo.cache's own [cache] memcache_servers does not count, nova 13 did.
+    assert option.search("memcache_opts = [\n    _DeprecatedListOpt('memcached_servers',")

@@ -20,6 +20,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 with open(os.path.join(ROOT, "roles", "misc_patches", "defaults", "main.yml")) as _handle:
     DEFAULTS = yaml.safe_load(_handle)
 PLATFORMS = DEFAULTS["misc_patches_supported_platforms"]
+REFUSED = DEFAULTS["misc_patches_refused_platforms"]
 HOTFIXES = DEFAULTS["misc_patches_required_hotfixes"]
 SR_TYPES = DEFAULTS["misc_patches_sr_types"]
 
@@ -36,15 +37,20 @@ def oracle(scenario):
     software = {k: str(v) for k, v in host["software_version"].items()}
     failed, words = set(), []
     platform = _version(software["platform_version"])
-    if not any(platform[: len(_version(p["platform_version"]))] == _version(p["platform_version"]) for p in PLATFORMS):
+    supported = any(
+        platform[: len(_version(p["platform_version"]))] == _version(p["platform_version"]) for p in PLATFORMS
+    )
+    if not supported:
         failed.add("platform")
         words.append(software["platform_version"])
+        refused = [p for p in REFUSED if software["platform_version"].startswith(p["platform_version"])]
+        words.extend(p["reason"].split(",")[0] for p in refused)
     applied = {
         p["name_label"]
         for p in scenario.get("patches", []) + scenario.get("updates", [])
         if host_key in p.get("applied_on", [])
     }
-    for entry in HOTFIXES:
+    for entry in HOTFIXES if supported else []:  # a refused platform gets no hotfix advice
         if entry["product_version"] == software["product_version"]:
             for hotfix in entry["hotfixes"]:
                 if hotfix["name"] not in applied:
@@ -104,6 +110,7 @@ def verdict(host_info, options=None, password_given=True):
         options=options,
         password_given=password_given,
         platforms=PLATFORMS,
+        refused_platforms=REFUSED,
         hotfix_table=HOTFIXES,
         sr_types=SR_TYPES,
     )
@@ -127,8 +134,9 @@ def test_every_scenario_gets_the_verdict_its_data_calls_for(xapi_sim, run_module
 @pytest.mark.parametrize(
     ("name", "checks", "words"),
     [
-        ("xenserver-6.5", {"hotfix"}, ["Hotfix XS65ESP1013 is not applied", "xe patch-upload", "LP#1508474"]),
-        ("xenserver-6.5-hotfix", set(), []),
+        # XenServer 6.5 is refused with its reason, hotfix or not (docs/supported-platforms.md).
+        ("xenserver-6.5", {"platform"}, ["XenServer 6.5.0 (platform 1.9.0)", "is refused", "Python 2.4"]),
+        ("xenserver-6.5-hotfix", {"platform"}, ["XenServer 6.5.0 (platform 1.9.0)", "is refused", "Python 2.4"]),
         ("xenserver-7.1", set(), []),
         ("citrix-8.2", set(), []),
         ("xcpng-8.2.1", set(), []),
@@ -146,9 +154,24 @@ def test_the_named_scenarios(xapi_sim, run_module, name, checks, words):
     assert {p["check"] for p in problems} == checks
     for word in words:
         assert word in problems[0]["message"]
-    if name == "xenserver-6.5":
-        # The message names the hotfix, not the version (the original printed "6.5.0" in its place).
-        assert "6.5.0" in problems[0]["message"] and problems[0]["message"].count("XS65ESP1013") >= 2
+    if name.startswith("xenserver-6.5"):
+        assert "Upgrade the host to a supported version (XenServer 7.0 (platform 2.1)" in problems[0]["message"]
+
+
+def test_a_refused_platform_that_an_operator_supports_again_gets_its_hotfix_checks(xapi_sim, run_module):
+    """The tables are data: a supported entry wins over a refused one, and the hotfix table then applies (the message
+    names the hotfix, not the version: the original printed "6.5.0" in its place)."""
+    _sim, info = read_host(xapi_sim, run_module, "xenserver-6.5")
+    platforms = [*PLATFORMS, dict(platform_version="1.9", products="XenServer 6.5")]
+
+    problems = filters.preflight_problems(
+        info, platforms=platforms, refused_platforms=REFUSED, hotfix_table=HOTFIXES, sr_types=SR_TYPES
+    )
+
+    assert [p["check"] for p in problems] == ["hotfix"]
+    message = problems[0]["message"]
+    assert "Hotfix XS65ESP1013 is not applied" in message and "xe patch-upload" in message and "LP#1508474" in message
+    assert "6.5.0" in message and message.count("XS65ESP1013") >= 2
 
 
 def write_scenario(tmp_path, base, body):
@@ -182,7 +205,7 @@ def test_an_older_platform_is_refused_naming_the_version_found(tmp_path, xapi_si
     assert [p["check"] for p in problems] == ["platform"]
     message = problems[0]["message"]
     assert "XenServer 6.2.0 (platform 1.8.0)" in message
-    assert "older than every supported version" in message and "XenServer 6.5 (platform 1.9)" in message
+    assert "older than every supported version" in message and "XenServer 7.0 (platform 2.1)" in message
 
 
 def test_an_unknown_newer_platform_is_refused_until_it_is_added_to_the_table(tmp_path, xapi_sim, run_module):
@@ -215,9 +238,9 @@ def test_several_problems_of_one_host_are_all_reported_at_once(tmp_path, xapi_si
 
     problems = verdict(info, options=dict(hypervisor="qemu", ephemeral_ceph=True, murano=True))
 
-    assert [p["check"] for p in problems] == ["options", "options", "options", "hotfix", "default_sr", "himn"]
+    assert [p["check"] for p in problems] == ["options", "options", "options", "platform", "default_sr", "himn"]
     text = " ".join(p["message"] for p in problems)
-    for word in ("hypervisor is 'qemu'", "ephemeral_ceph", "murano", "XS65ESP1013", "type lvm", "xe vif-create"):
+    for word in ("hypervisor is 'qemu'", "ephemeral_ceph", "murano", "Python 2.4", "type lvm", "xe vif-create"):
         assert word in text
 
 

@@ -148,9 +148,10 @@ def test_missing_xenapi_library_gives_missing_required_lib(xapi_sim, run_module,
 def test_no_password_is_refused_before_any_call(xapi_sim, run_module, monkeypatch):
     monkeypatch.delenv("XENSERVER_PASSWORD", raising=False)
     sim = xapi_sim("xcpng-8.3")
-    result = run_module(xen_host_info, dict(url=sim.url))
-    assert result["failed"]
-    assert "No XAPI password given" in result["msg"]
+    for args in (dict(url=sim.url), dict(url=sim.url, password="")):
+        result = run_module(xen_host_info, args)
+        assert result["failed"]
+        assert "No XAPI password given" in result["msg"]
     assert sim.counts() == {}
 
 
