@@ -321,13 +321,22 @@ class HimnNat:
         return True
 
     def read_file(self, path):
+        """A file's text (UTF-8, whatever the locale), or None when it does not exist."""
         try:
-            with open(path) as handle:
-                return handle.read()
+            with open(path, "rb") as handle:
+                data = handle.read()
         except OS_ERRORS as error:
             if error.errno == errno.ENOENT:
                 return None
             self.fail("Cannot read %s: %s" % (path, error))
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as error:
+            self.fail(
+                "%s is not UTF-8 text (byte 0x%02x at offset %d): the module edits it as UTF-8. Convert it (for "
+                "example iconv -f latin1 -t utf-8) or remove the line. Nothing was changed."
+                % (path, bytearray(data[error.start : error.start + 1])[0], error.start)
+            )
 
     def write_file(self, path, text, mode):
         """Write a file atomically; a new file gets ``mode``, an existing one keeps its own."""
@@ -340,8 +349,8 @@ class HimnNat:
         exists = os.path.exists(path)
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".himn_nat.")
         try:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(text)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(text.encode("utf-8"))
             self.module.atomic_move(tmp, path)
         finally:
             if os.path.exists(tmp):

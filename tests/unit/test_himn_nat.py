@@ -456,3 +456,23 @@ def test_absent_gives_ip_forward_back_only_when_the_module_turned_it_on(run_modu
     (tmp_path / "sysctl.conf").write_text(ipt.plan_sysctl_file("", True, "1"))
     result = run_module(himn_nat, module_args(tmp_path, state="absent"))
     assert result["ip_forward"] == 1 and system.ip_forward.read_text() == "1\n"
+
+
+def test_finding_10_a_rules_file_that_is_not_utf8_is_a_clear_refusal(run_module, system, tmp_path):
+    """Issue 18, finding 10: a Latin-1 comment in the rules file made the module fail with a traceback."""
+    rules = tmp_path / "rules.v4"
+    rules.write_bytes(b"# Pare-feu de l'\xe9quipe r\xe9seau\n*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n")
+    result = run_module(himn_nat, module_args(tmp_path))
+    assert result["failed"] is True
+    assert result["msg"].startswith("%s is not UTF-8 text (byte 0xe9 at offset 16)" % rules), result["msg"]
+    assert "Nothing was changed" in result["msg"]
+    assert rules.read_bytes().startswith(b"# Pare-feu de l'\xe9quipe")
+    assert [c for c in system.commands() if c.startswith("iptables-restore -w")] == []
+
+
+def test_a_utf8_comment_in_the_rules_file_is_kept_byte_for_byte(run_module, system, tmp_path):
+    rules = tmp_path / "rules.v4"
+    rules.write_bytes("# Pare-feu de l'\u00e9quipe r\u00e9seau\n*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n".encode())
+    result = run_module(himn_nat, module_args(tmp_path))
+    assert result["changed"] is True
+    assert rules.read_bytes().startswith("# Pare-feu de l'\u00e9quipe r\u00e9seau\n".encode())

@@ -297,3 +297,17 @@ def test_all_operations_are_one_plugin_call_and_report_in_order(dom0, run_module
         "host.get_record": 1,
         "host.call_plugin": 1,
     }, calls
+
+
+def test_finding_9_no_file_mode_of_the_callers_choosing_reaches_dom0(dom0, run_module):
+    """Issue 18, finding 9: YAML reads an unquoted 0644 as the integer 420, which Ansible turned into the string
+    "420" of the files option, and the plugin wrote mode 0420. There is no such option any more: the plugin writes
+    only files it renders, each with its fixed mode."""
+    sim, root, _log = dom0()
+    files = [dict(path="/etc/logrotate.d/openvswitch-extra", content="/var/log/x.log {\n}\n", mode=420)]
+    result = run_module(xen_dom0_config, args_for(sim, files=files, console_log_rotation=dict()))
+    assert result["failed"] is True and "Unsupported parameters" in result["msg"] and "files" in result["msg"]
+    assert not (root / "etc" / "logrotate.d").exists()
+    assert not (root / CRON).exists()
+    run_module(xen_dom0_config, args_for(sim, console_log_rotation=dict()))
+    assert stat.S_IMODE(os.stat(root / CRON).st_mode) == 0o644
