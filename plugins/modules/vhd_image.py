@@ -28,6 +28,9 @@ description:
     names are never touched.
   - The upload streams from disk - the module's memory does not grow with the image size.
   - When Glance (or Keystone) does not answer yet, the module retries for O(wait_timeout) seconds before failing.
+  - Every request is bounded - a Glance that accepts connections but never answers (stopped, or hung) makes the
+    module fail within O(wait_timeout) + 5 seconds, with a message that names Glance and the time; later requests
+    (the upload, the updates) fail after O(api_timeout) seconds without an answer.
 extends_documentation_fragment:
   - xenserver.openstack.attributes
 attributes:
@@ -72,9 +75,16 @@ options:
     default: {}
   wait_timeout:
     description:
-      - Seconds to keep retrying while Glance, or Keystone, does not answer (connection refused, 502, 503, 504, no
-        version document), for example while a controller boots.
+      - Seconds to keep retrying while Glance, or Keystone, does not answer (connection refused, no answer, 502, 503,
+        504, no version document), for example while a controller boots.
       - V(0) fails at once.
+    type: int
+    default: 60
+  api_timeout:
+    description:
+      - Seconds a request to Glance or Keystone may take to connect, and then to send each part of its answer.
+      - While the module waits for Glance (O(wait_timeout)), a request gets no more than the time left of that wait
+        (at least one second).
     type: int
     default: 60
   cloud:
@@ -412,9 +422,10 @@ def is_retryable(error):
 class Glance:
     """The image service of one cloud, through openstacksdk, with the calls this module makes."""
 
-    def __init__(self, settings):
+    def __init__(self, settings, api_timeout):
+        self.api_timeout = api_timeout
         try:
-            self.conn = openstack.connect(app_name=COLLECTION, **settings)
+            self.conn = openstack.connect(app_name=COLLECTION, api_timeout=api_timeout, **settings)
         except (sdk_exceptions.SDKException, ksa_exceptions.ClientException) as error:
             raise GlanceError(
                 "The OpenStack connection settings are not usable: %s. Give the cloud option (a clouds.yaml entry "
@@ -446,9 +457,11 @@ class Glance:
             params = dict(parse_qsl(urlsplit(body["next"]).query))
 
     def images_when_up(self, name, wait_timeout):
-        """Like images(), retrying while Glance or Keystone does not answer, for at most C(wait_timeout) s."""
+        """Like images(), retrying while Glance or Keystone does not answer, for at most C(wait_timeout) s (each
+        request limited to the time left, so that one that gets no answer cannot outlast the wait)."""
         deadline = monotonic() + wait_timeout
         while True:
+            self.conn.session.timeout = max(1, min(self.api_timeout, deadline - monotonic()))
             try:
                 return self.images(name)
             except (sdk_exceptions.SDKException, ksa_exceptions.ClientException) as error:
@@ -462,6 +475,8 @@ class Glance:
                         % (self.where, wait_timeout, str(error).rstrip("."))
                     )
                 time.sleep(min(RETRY_INTERVAL, remaining))
+            finally:
+                self.conn.session.timeout = self.api_timeout
 
     def image(self, image_id):
         return self._checked(self.conn.image.get("/images/%s" % image_id))
@@ -498,18 +513,26 @@ class VHDImage:
         self.step = "list the images"
 
     def run(self):
+        if self.params["api_timeout"] < 1:
+            raise GlanceError("api_timeout must be at least 1 second, not %d." % self.params["api_timeout"])
         present = self.params["state"] == "present"
         properties = desired_properties(self.params["properties"]) if present else {}
         digests = inspect_vhd_tgz(self.params["filename"])["digests"] if present else None
         settings = connection_settings(self.params)
         mask_only_secrets(self.module, settings)
-        glance = Glance(settings)
+        glance = Glance(settings, self.params["api_timeout"])
         try:
             return self._converge(glance, digests, properties)
         except ksa_exceptions.Unauthorized as error:
             raise GlanceError(
                 "%s refused the credentials: %s. Check the user name, password (or token) and project in auth, "
                 "the cloud's clouds.yaml entry, or the OS_* variables." % (glance.where, str(error).rstrip("."))
+            )
+        except ksa_exceptions.ConnectTimeout as error:
+            raise GlanceError(
+                "%s did not answer within %d s (api_timeout) when the module tried to %s for image %s: %s. Check that "
+                "it runs; raise api_timeout if it is that slow."
+                % (glance.where, self.params["api_timeout"], self.step, self.params["name"], str(error).rstrip("."))
             )
         except (sdk_exceptions.SDKException, ksa_exceptions.ClientException) as error:
             raise GlanceError(
@@ -592,6 +615,7 @@ def main():
             visibility=dict(type="str", choices=["public", "private", "shared", "community"], default="public"),
             properties=dict(type="dict", default={}),
             wait_timeout=dict(type="int", default=60),
+            api_timeout=dict(type="int", default=60),
             cloud=dict(type="raw", no_log=True),
             auth_type=dict(type="str"),
             auth=dict(type="dict", no_log=True),

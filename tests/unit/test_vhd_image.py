@@ -10,8 +10,11 @@ import io
 import json
 import os
 import shutil
+import signal
 import subprocess
+import sys
 import tarfile
+import tempfile
 import threading
 import time
 import uuid
@@ -555,3 +558,47 @@ def test_finding_11_a_tgz_with_two_0_vhd_is_refused(tmp_path, members):
     """Issue 18, finding 11: Dom0 unpacks the tar, so the later 0.vhd would silently replace the first."""
     with pytest.raises(VHDImageError, match=r"holds 0\.vhd twice"):
         inspect_vhd_tgz(str(tgz(tmp_path / "image.tgz", members)))
+
+
+def run_module_process(module, args, timeout):
+    """Run a module as its own Python process (as Ansible does), killed after ``timeout`` s; return (result or None
+    when it was killed, seconds it took)."""
+    args_file = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
+    with args_file:
+        json.dump({"ANSIBLE_MODULE_ARGS": args}, args_file)
+    collections = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), ".build", "collections")
+    started = time.monotonic()
+    try:
+        done = subprocess.run(
+            [sys.executable, module.__file__, args_file.name],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=dict(os.environ, PYTHONPATH=collections),
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return None, time.monotonic() - started
+    finally:
+        os.unlink(args_file.name)
+    return json.loads(done.stdout), time.monotonic() - started
+
+
+def test_a_frozen_glance_fails_within_wait_timeout_plus_5_s_naming_glance_and_the_timeout(glance_factory, tmp_path):
+    """Issue 18: a Glance that accepts connections and never answers (its processes stopped) hung the images play
+    forever. The documented bound: wait_timeout + 5 s."""
+    frozen = glance_factory()
+    frozen.start()
+    frozen.wait_ready()
+    os.killpg(frozen.process.pid, signal.SIGSTOP)
+    try:
+        args = module_args(frozen, "TestVM", xenserver_image(tmp_path), wait_timeout=5)
+        result, took = run_module_process(vhd_image, args, timeout=60)
+    finally:
+        os.killpg(frozen.process.pid, signal.SIGCONT)
+    assert result is not None, "the module was still waiting after %d s" % took
+    print("vhd_image against a frozen Glance, wait_timeout 5: failed after %.1f s" % took)
+    assert took < 5 + 5, took
+    assert result["failed"] is True
+    assert result["msg"].startswith("Glance at %s did not answer within 5 s" % frozen.endpoint), result["msg"]
+    assert "raise wait_timeout" in result["msg"]
