@@ -34,17 +34,21 @@ description:
     XenServer's compute VMs as QEMU computes), and the booleans C(volumes_ceph), C(ephemeral_ceph), C(images_ceph),
     C(objects_ceph), C(sahara), C(murano), C(mongo) (an external MongoDB), C(ironic) and C(ceilometer)."
   - "Variables of group C(compute), from the settings of the XenServer Fuel plugin (see O(plugin_names)):
-    C(xenserver_url) (V(http://169.254.0.1), Dom0 over the HIMN), C(xenserver_username), C(xenserver_password) and
-    C(dom0_suppack_install) (the form's C(Install Nova Plugins) switch). Without the plugin's settings they are not
-    set, and C(group_vars/compute.yml) must give them."
+    C(xenserver_url) (V(http://169.254.0.1), Dom0 over the HIMN), C(xenserver_username), C(dom0_suppack_install)
+    (the form's C(Install Nova Plugins) switch), and with O(include_secrets) C(xenserver_password). Without the
+    plugin's settings they are not set, and C(group_vars/compute.yml) must give them."
   - "Variables of group C(controller): C(openstack_cloud), the openstacksdk connection settings of the environment's
     admin user (C(access) in Fuel's data) through Keystone on the management VIP, internal endpoints, as C(/root/openrc)
-    of a Fuel controller has them. C(playbooks/site.yml) gives it to the C(guest_images) role."
+    of a Fuel controller has them - its C(auth.password) only with O(include_secrets). C(playbooks/site.yml) gives it
+    to the C(guest_images) role, with C(openstack_admin_password) as the password when that variable is set."
   - Group variables can be overridden in C(group_vars/) files next to the configuration file.
   - A missing or malformed key stops the inventory with one error that names the file (or Nailgun URL and node), the
     key path, the problem and the fix.
   - Values are never templated, and the plugin never shows the XenServer or OpenStack password in a message.
-    C(ansible-inventory --list) shows it, as it shows every variable.
+  - "The passwords are not inventory variables unless O(include_secrets) asks for them: C(ansible-inventory --list)
+    and an AWX inventory sync would show and store them. Give C(xenserver_password) and C(openstack_admin_password)
+    from a vault (C(group_vars/compute/vault.yml), C(group_vars/controller/vault.yml)) or from AWX credentials
+    instead; the collection's docs/fuel.md shows both."
 extends_documentation_fragment:
   - constructed
 options:
@@ -66,7 +70,9 @@ options:
       - name: FUEL_ASTUTE_YAML
   nailgun_url:
     description:
-      - URL of the Fuel master's Nailgun API, for example V(http://10.20.0.2:8000).
+      - URL of the Fuel master's Nailgun API, for example V(https://10.20.0.2:8443) (Fuel 9.x serves it over TLS
+        there) or V(http://10.20.0.2:8000). Over plain http the password and the token cross the network in clear;
+        the plugin warns then.
       - When set, the inventory is the environment's last successful deployment (Fuel 9.x), restricted to the nodes
         still in the environment and not being deleted. Fuel 8.0 masters have no record of deployments; use
         O(astute) with the files of C(fuel deployment --env ID --default --dir DIR) there.
@@ -106,6 +112,17 @@ options:
     type: int
     env:
       - name: FUEL_CLUSTER_ID
+  include_secrets:
+    description:
+      - Whether the inventory sets the XenServer hosts' password (C(xenserver_password)) and the cloud admin's
+        password (in C(openstack_cloud)) from Fuel's data.
+      - Off, the inventory holds neither; give them from a vault or AWX credentials (see the description).
+      - The collection's Fuel plugin wrapper turns it on in the inventory it runs on each node, for that node alone,
+        whose C(/etc/astute.yaml) (readable by root only) holds the passwords anyway.
+    type: bool
+    default: false
+    env:
+      - name: FUEL_INVENTORY_INCLUDE_SECRETS
   validate_certs:
     description: Whether to verify the TLS certificate of an C(https://) O(nailgun_url) or O(keystone_url).
     type: bool
@@ -172,6 +189,7 @@ from ansible_collections.xenserver.openstack.plugins.plugin_utils._fuel import (
     one_environment,
     parse_node,
     read_astute_files,
+    without_secrets,
 )
 
 CONFIG_NAMES = ("fuel.yml", "fuel.yaml", "fuel_inventory.yml", "fuel_inventory.yaml")
@@ -217,6 +235,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
             tenant=self.get_option("nailgun_tenant"),
             validate_certs=self.get_option("validate_certs"),
             timeout=self.get_option("timeout"),
+            warn=self.display.warning,
         )
         nailgun.login()
         cluster_id = nailgun.cluster_id(self.get_option("cluster_id"))
@@ -237,12 +256,12 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
         for group in STANDARD_GROUPS:
             self.inventory.add_group(group)
         if nodes:
+            secrets = self.get_option("include_secrets")
             for variable, value in nodes[0].cluster_vars.items():
                 self.inventory.set_variable("all", variable, value)
-            for variable, value in nodes[0].xenserver_vars.items():
-                self.inventory.set_variable("compute", variable, value)
-            for variable, value in nodes[0].controller_vars.items():
-                self.inventory.set_variable("controller", variable, value)
+            for group, variables in (("compute", nodes[0].xenserver_vars), ("controller", nodes[0].controller_vars)):
+                for variable, value in (variables if secrets else without_secrets(variables)).items():
+                    self.inventory.set_variable(group, variable, value)
         for node in nodes:
             self._add_node(node)
 
@@ -275,8 +294,9 @@ class Nailgun:
     Every failure is a FuelDataError naming the URL, the problem and the fix; the password is never shown.
     """
 
-    def __init__(self, url, *, keystone_url, username, password, tenant, validate_certs, timeout):
+    def __init__(self, url, *, keystone_url, username, password, tenant, validate_certs, timeout, warn=None):
         self.url = url.rstrip("/")
+        self.warn = warn
         self.keystone_url = (keystone_url or self.url + "/keystone/v2.0").rstrip("/")
         self.username = username
         self.password = password
@@ -296,6 +316,14 @@ class Nailgun:
                 % self.url
             )
         url = self.keystone_url + "/tokens"
+        for option, where in (("nailgun_url", self.url), ("keystone_url", self.keystone_url)):
+            if where.startswith("http://") and self.warn is not None:
+                self.warn(
+                    "%s %s is plain http: the Fuel master's password and token cross the network in clear. Use "
+                    "https (Fuel 9.x serves Nailgun at https://MASTER:8443) where the network is not trusted."
+                    % (option, where)
+                )
+                break
         body = {
             "auth": {
                 "tenantName": self.tenant,

@@ -30,6 +30,18 @@ HIMN_XAPI_URL = "http://169.254.0.1"
 DEFAULT_REGION = "RegionOne"
 # Variables whose values are never shown in a message.
 SECRET_VARS = ("xenserver_password", "openstack_cloud")
+
+
+def without_secrets(variables):
+    """The variables without the passwords: no xenserver_password, no auth.password in openstack_cloud."""
+    kept = dict((name, value) for name, value in variables.items() if name != "xenserver_password")
+    if "openstack_cloud" in kept:
+        cloud = dict(kept["openstack_cloud"])
+        cloud["auth"] = dict((k, v) for k, v in cloud.get("auth", {}).items() if k != "password")
+        kept["openstack_cloud"] = cloud
+    return kept
+
+
 DEFAULT_ASTUTE = "/etc/astute.yaml"
 # Nailgun serializes the Fuel master as a pseudo-node with this uid, next to the nodes; it is no inventory host.
 MASTER_UID = "master"

@@ -181,7 +181,8 @@ def fuel_inventory(fuel_bed):
     controller.update(images)
     dump(os.path.join(directory, "host_vars", "controller-1.yml"), controller)
     config = os.path.join(directory, "fuel_inventory.yml")
-    dump(config, {"plugin": "xenserver.openstack.fuel", "astute": ["astute/"]})
+    # The passwords from Fuel's data too, as the wrapper's inventory on a node has them.
+    dump(config, {"plugin": "xenserver.openstack.fuel", "astute": ["astute/"], "include_secrets": True})
     return config, astute, bed_inventory
 
 

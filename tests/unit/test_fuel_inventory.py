@@ -116,34 +116,37 @@ def expected_cluster(folder):
     return variables
 
 
-def expected_compute_vars(folder):
+def expected_compute_vars(folder, secrets=False):
+    """The XenServer plugin's settings; the hosts' password only with include_secrets."""
     data = _load(_sample_files(folder)[0])
     section = next(data[name] for name in PLUGIN_SECTIONS if name in data)
-    return dict(
+    variables = dict(
         xenserver_url="http://169.254.0.1",
         xenserver_username=section["username"],
-        xenserver_password=section["password"],
         dom0_suppack_install=section["install_xapi"],
     )
+    if secrets:
+        variables["xenserver_password"] = section["password"]
+    return variables
 
 
-def expected_controller_vars(folder):
-    """The admin user's connection through Keystone on the management VIP, as a Fuel controller's openrc has it."""
+def expected_controller_vars(folder, secrets=False):
+    """The admin user's connection through Keystone on the management VIP, as a Fuel controller's openrc has it (its
+    password only with include_secrets)."""
     data = _load(_sample_files(folder)[0])
     access = data["access"]
+    auth = dict(
+        auth_url="http://%s:5000/" % data["network_metadata"]["vips"]["management"]["ipaddr"],
+        username=access["user"],
+        project_name=access["tenant"],
+        user_domain_name="Default",
+        project_domain_name="Default",
+    )
+    if secrets:
+        auth["password"] = access["password"]
     return dict(
         openstack_cloud=dict(
-            auth_type="password",
-            auth=dict(
-                auth_url="http://%s:5000/" % data["network_metadata"]["vips"]["management"]["ipaddr"],
-                username=access["user"],
-                password=access["password"],
-                project_name=access["tenant"],
-                user_domain_name="Default",
-                project_domain_name="Default",
-            ),
-            region_name=data.get("region", "RegionOne"),
-            interface="internal",
+            auth_type="password", auth=auth, region_name=data.get("region", "RegionOne"), interface="internal"
         )
     )
 
@@ -526,3 +529,48 @@ def test_deployment_info_shapes():
     assert _fuel.deployment_info_nodes(copy.deepcopy(nodes), "x") == nodes
     with pytest.raises(_fuel.FuelDataError, match="x: is a list, expected a mapping of nodes"):
         _fuel.deployment_info_nodes([], "x")
+
+
+# --- issue 18, finding 5: the passwords only on request -------------------------------------------------------------
+
+
+def _passwords(folder):
+    data = _load(_sample_files(folder)[0])
+    section = next(data[name] for name in PLUGIN_SECTIONS if name in data)
+    return section["password"], data["access"]["password"]
+
+
+@CLOUDS
+def test_finding_5_the_inventory_holds_no_password_unless_asked(tmp_path, folder):
+    """ansible-inventory --list, and AWX's inventory sync, showed the hosts' root password and the cloud's admin
+    password: they are left out unless include_secrets is on (then from a vault or AWX credentials)."""
+    config = write_config(tmp_path, ["astute: [%s]" % folder])
+    listed = run_inventory(config, "--list", "--export").stdout
+    for secret in _passwords(folder):
+        assert secret not in listed
+    inventory = unwrap(json.loads(listed))
+    assert "xenserver_password" not in inventory["compute"]["vars"]
+    assert "password" not in inventory["controller"]["vars"]["openstack_cloud"]["auth"]
+    asked = unwrap(
+        json.loads(
+            run_inventory(
+                write_config(tmp_path, ["astute: [%s]" % folder, "include_secrets: true"], name="secrets.fuel.yml"),
+                "--list",
+                "--export",
+            ).stdout
+        )
+    )
+    assert asked["compute"]["vars"] == expected_compute_vars(folder, secrets=True)
+    assert asked["controller"]["vars"] == expected_controller_vars(folder, secrets=True)
+
+
+def test_finding_5_nailgun_over_http_warns_that_the_password_crosses_in_clear(tmp_path):
+    with NailgunStub(3, read_samples(SMALL), PASSWORD) as stub:
+        config = write_config(tmp_path, ["nailgun_url: %s" % stub.url])
+        result = run_inventory(config, "--graph", env=inventory_env(FUEL_NAILGUN_PASSWORD=PASSWORD))
+    warning = " ".join(result.stderr.split())
+    assert (
+        "nailgun_url %s is plain http: the Fuel master's password and token cross the network in clear" % stub.url
+        in (warning)
+    ), warning
+    assert "https://" in warning and PASSWORD not in warning
