@@ -71,7 +71,7 @@ def render_rules(himn_interface, forward_interfaces, port_forwards, himn_cidr):
         himn_interface: the compute VM's interface on the HIMN.
         forward_interfaces: interfaces whose networks Dom0 reaches (masqueraded, forwarded both ways).
         port_forwards: dicts with interface, protocol, port, to_address and to_port (all filled in).
-        himn_cidr: the HIMN network in canonical CIDR form; only traffic from it is masqueraded.
+        himn_cidr: the HIMN addresses (canonical CIDR) whose traffic is forwarded and masqueraded: Dom0's alone.
 
     Returns:
         ``{chain: [spec, ...]}`` for every chain in L(CHAINS), without duplicates.
@@ -85,7 +85,7 @@ def render_rules(himn_interface, forward_interfaces, port_forwards, himn_cidr):
     himn = himn_interface
     add("HIMN-INPUT", "-i %s -j ACCEPT" % himn)
     for net in forward_interfaces:
-        add("HIMN-FORWARD", "-i %s -o %s -j ACCEPT" % (himn, net))
+        add("HIMN-FORWARD", "-s %s -i %s -o %s -j ACCEPT" % (himn_cidr, himn, net))
         add("HIMN-FORWARD", "-i %s -o %s %s -j ACCEPT" % (net, himn, ESTABLISHED))
         add("HIMN-POSTROUTING", "-s %s -o %s -j MASQUERADE" % (himn_cidr, net))
     for forward in port_forwards:

@@ -15,13 +15,15 @@ version_added: 0.1.0
 description:
   - Runs on the compute VM. Makes it the gateway of Dom0 towards the OpenStack networks it is attached to (by
     default the management and storage bridges), over the Host Internal Management Network (HIMN), and
-    optionally forwards ports of those networks to Dom0 (the noVNC case, TCP port 80 on C(br-mgmt) to
-    C(169.254.0.1:80)). Dom0 routes the networks via the compute VM's HIMN address (see
-    M(xenserver.openstack.xen_route)).
+    optionally forwards ports of those networks to Dom0. Dom0 routes the networks via the compute VM's HIMN address
+    (see M(xenserver.openstack.xen_route)).
+  - A port forward to Dom0 exposes that port of Dom0 on the network - port 80 is xapi, its consoles (noVNC) and its
+    whole API over plain HTTP, root login included. Forward only what must be reached, on a network only the
+    cloud's controllers reach.
   - Turns C(net.ipv4.ip_forward) on now and in O(sysctl_file).
   - For each of O(forward_interfaces), masquerades what comes from O(himn_cidr) and leaves through it, accepts
-    forwarding from the HIMN to it, and from it to the HIMN for C(RELATED,ESTABLISHED) connections. Accepts all
-    input from O(himn_interface).
+    forwarding from O(himn_cidr) on the HIMN to it, and from it to the HIMN for C(RELATED,ESTABLISHED) connections.
+    Accepts all input from O(himn_interface).
   - For each of O(port_forwards), DNATs connections to the compute VM's own addresses on that interface and port
     to O(port_forwards[].to_address), and accepts forwarding them to the HIMN.
   - The rules live in chains of the module's own, C(HIMN-INPUT) and C(HIMN-FORWARD) in the C(filter) table,
@@ -52,9 +54,11 @@ options:
     default: [br-mgmt, br-storage]
   himn_cidr:
     description:
-      - The HIMN's network. Only traffic from it is masqueraded.
+      - The addresses on the HIMN whose traffic the compute VM forwards and masquerades, in CIDR form.
+      - The default is Dom0 alone - the HIMN may hold other guests of the host, which have no business on the
+        OpenStack networks. V(169.254.0.0/16) lets every guest on the HIMN through.
     type: str
-    default: 169.254.0.0/16
+    default: 169.254.0.1/32
   himn_interface:
     description:
       - The compute VM's interface on the HIMN, as HIMN discovery finds it.
@@ -145,15 +149,12 @@ EXAMPLES = r"""
   xenserver.openstack.himn_nat:
     himn_interface: eth2
 
-- name: Also forward noVNC connections to this compute VM's management address to the console proxy in Dom0
+- name: Only the management network, Dom0 alone masqueraded (the default himn_cidr)
   xenserver.openstack.himn_nat:
     himn_interface: eth2
     forward_interfaces:
       - br-mgmt
-      - br-storage
-    port_forwards:
-      - interface: br-mgmt
-        port: 80
+    himn_cidr: 169.254.0.1/32
 
 - name: Remove the forwarding, its rules and its lines in the files
   xenserver.openstack.himn_nat:
@@ -183,17 +184,17 @@ rules:
     - -t filter -A INPUT -j HIMN-INPUT
     - -t filter -A FORWARD -j HIMN-FORWARD
     - -t filter -A HIMN-INPUT -i eth2 -j ACCEPT
-    - -t filter -A HIMN-FORWARD -i eth2 -o br-mgmt -j ACCEPT
+    - -t filter -A HIMN-FORWARD -s 169.254.0.1/32 -i eth2 -o br-mgmt -j ACCEPT
     - -t filter -A HIMN-FORWARD -i br-mgmt -o eth2 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
     - -t nat -A PREROUTING -j HIMN-PREROUTING
     - -t nat -A POSTROUTING -j HIMN-POSTROUTING
-    - -t nat -A HIMN-POSTROUTING -s 169.254.0.0/16 -o br-mgmt -j MASQUERADE
+    - -t nat -A HIMN-POSTROUTING -s 169.254.0.1/32 -o br-mgmt -j MASQUERADE
 rules_added:
   description: The rules the run added (would add, in check mode), in the form of RV(rules).
   returned: success
   type: list
   elements: str
-  sample: ["-t nat -A HIMN-POSTROUTING -s 169.254.0.0/16 -o br-storage -j MASQUERADE"]
+  sample: ["-t nat -A HIMN-POSTROUTING -s 169.254.0.1/32 -o br-storage -j MASQUERADE"]
 rules_removed:
   description: The rules the run removed (would remove, in check mode), in the form of RV(rules).
   returned: success
@@ -448,7 +449,7 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             forward_interfaces=dict(type="list", elements="str", default=["br-mgmt", "br-storage"]),
-            himn_cidr=dict(type="str", default="169.254.0.0/16"),
+            himn_cidr=dict(type="str", default="169.254.0.1/32"),
             himn_interface=dict(type="str"),
             persist=dict(type="bool", default=True),
             port_forwards=dict(

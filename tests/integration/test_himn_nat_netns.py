@@ -230,7 +230,7 @@ def test_present_repairs_a_second_jump_a_stray_rule_and_a_missing_one(netns, tmp
             "-D",
             "HIMN-POSTROUTING",
             "-s",
-            "169.254.0.0/16",
+            "169.254.0.1/32",
             "-o",
             "br-storage",
             "-j",
@@ -244,7 +244,7 @@ def test_present_repairs_a_second_jump_a_stray_rule_and_a_missing_one(netns, tmp
         "-t filter -A HIMN-FORWARD -i eth2 -o br-old -j ACCEPT",
         "-t filter -A INPUT -j HIMN-INPUT",
     ]
-    assert result["rules_added"] == ["-t nat -A HIMN-POSTROUTING -s 169.254.0.0/16 -o br-storage -j MASQUERADE"]
+    assert result["rules_added"] == ["-t nat -A HIMN-POSTROUTING -s 169.254.0.1/32 -o br-storage -j MASQUERADE"]
     live = assert_each_rule_once(ns, result)
     assert sum(len(lines) for lines in live.values()) == len(result["rules"])
 
@@ -399,6 +399,32 @@ def test_packets_flow_from_dom0_to_the_networks_and_to_dom0_through_the_port_for
 
     assert himn_nat(bed.compute, files(tmp_path, state="absent", persist=False))["changed"] is True
     assert bed.connect(attempts) == ["", "", "", ""]
+
+
+def test_another_guest_on_the_himn_gets_nowhere_through_the_compute_vm(netns, tmp_path):
+    """Issue 18: the compute VM forwards and masquerades Dom0 (169.254.0.1) alone, not every guest on the HIMN."""
+    bed = Bed(netns)
+    # Dom0's HIMN becomes a bridge (as xapi's is) with a second guest on it, 169.254.0.9, routing as Dom0 does.
+    guest = netns("guest")
+    d = bed.dom0
+    run(["ip", "-n", guest, "link", "add", "eth0", "type", "veth", "peer", "name", "vif10", "netns", d])
+    for ns, command in [
+        (d, "addr del 169.254.0.1/16 dev vif9"),
+        (d, "link add xenapi type bridge"),
+        (d, "link set vif9 master xenapi"),
+        (d, "link set vif10 master xenapi"),
+        (d, "addr add 169.254.0.1/16 dev xenapi"),
+        (d, "link set vif10 up"),
+        (d, "link set xenapi up"),
+        (d, "route add 198.18.1.0/24 via 169.254.0.2"),
+        (guest, "addr add 169.254.0.9/16 dev eth0"),
+        (guest, "link set eth0 up"),
+        (guest, "route add 198.18.1.0/24 via 169.254.0.2"),
+    ]:
+        run(["ip", "-n", ns, *command.split()])
+    bed.listen(bed.controller, "198.18.1.2", 9000, "controller-mgmt")
+    assert himn_nat(bed.compute, files(tmp_path, himn_interface="eth2", persist=False))["changed"] is True
+    assert bed.connect([(d, "198.18.1.2", 9000), (guest, "198.18.1.2", 9000)]) == ["controller-mgmt", ""]
 
 
 def test_through_ansible_with_the_netns_connection(netns, tmp_path):

@@ -22,16 +22,16 @@ FORWARDS = [dict(interface="br-mgmt", protocol="tcp", port=80, to_address="169.2
 DEFAULT_RULES = {
     "HIMN-INPUT": ["-i eth2 -j ACCEPT"],
     "HIMN-FORWARD": [
-        "-i eth2 -o br-mgmt -j ACCEPT",
+        "-s 169.254.0.1/32 -i eth2 -o br-mgmt -j ACCEPT",
         "-i br-mgmt -o eth2 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
-        "-i eth2 -o br-storage -j ACCEPT",
+        "-s 169.254.0.1/32 -i eth2 -o br-storage -j ACCEPT",
         "-i br-storage -o eth2 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
         "-d 169.254.0.1/32 -i br-mgmt -o eth2 -p tcp -m tcp --dport 80 -j ACCEPT",
     ],
     "HIMN-PREROUTING": [
         "-i br-mgmt -p tcp -m addrtype --dst-type LOCAL -m tcp --dport 80 -j DNAT --to-destination 169.254.0.1:80"
     ],
-    "HIMN-POSTROUTING": ["-s 169.254.0.0/16 -o br-mgmt -j MASQUERADE", "-s 169.254.0.0/16 -o br-storage -j MASQUERADE"],
+    "HIMN-POSTROUTING": ["-s 169.254.0.1/32 -o br-mgmt -j MASQUERADE", "-s 169.254.0.1/32 -o br-storage -j MASQUERADE"],
 }
 
 LIVE_DUMP = """\
@@ -60,8 +60,8 @@ COMMIT
 -A PREROUTING -j HIMN-PREROUTING
 -A POSTROUTING -j HIMN-POSTROUTING
 -A POSTROUTING -o br-ex -j MASQUERADE
--A HIMN-POSTROUTING -s 169.254.0.0/16 -o br-mgmt -j MASQUERADE
--A HIMN-POSTROUTING -s 169.254.0.0/16 -o br-storage -j MASQUERADE
+-A HIMN-POSTROUTING -s 169.254.0.1/32 -o br-mgmt -j MASQUERADE
+-A HIMN-POSTROUTING -s 169.254.0.1/32 -o br-storage -j MASQUERADE
 -A HIMN-PREROUTING -i br-mgmt -p tcp -m addrtype --dst-type LOCAL -m tcp --dport 80 -j DNAT --to-destination \
 169.254.0.1:80
 COMMIT
@@ -75,7 +75,7 @@ def live_dump(forward=None):
 
 
 def default_rules():
-    return ipt.render_rules("eth2", ["br-mgmt", "br-storage"], FORWARDS, "169.254.0.0/16")
+    return ipt.render_rules("eth2", ["br-mgmt", "br-storage"], FORWARDS, "169.254.0.1/32")
 
 
 # --- rendering and parsing -------------------------------------------------------------------------------------
@@ -132,7 +132,7 @@ def test_plan_is_empty_when_the_rules_are_there_and_leaves_others_alone():
 
 
 def test_plan_removes_a_second_jump_and_rewrites_a_changed_chain():
-    dump = live_dump(["-i eth2 -o br-mgmt -j ACCEPT", "-i eth2 -o br-old -j ACCEPT"]).replace(
+    dump = live_dump(["-s 169.254.0.1/32 -i eth2 -o br-mgmt -j ACCEPT", "-i eth2 -o br-old -j ACCEPT"]).replace(
         "-A FORWARD -j HIMN-FORWARD\n", "-A FORWARD -j HIMN-FORWARD\n-A FORWARD -j HIMN-FORWARD\n"
     )
     plan = ipt.plan_live(ipt.parse_save(dump), default_rules())
@@ -387,6 +387,8 @@ def test_a_chain_printed_otherwise_is_checked_with_iptables_c(run_module, system
         "filter",
         "-C",
         "HIMN-FORWARD",
+        "-s",
+        "169.254.0.1/32",
         "-i",
         "eth2",
         "-o",
@@ -476,3 +478,17 @@ def test_a_utf8_comment_in_the_rules_file_is_kept_byte_for_byte(run_module, syst
     result = run_module(himn_nat, module_args(tmp_path))
     assert result["changed"] is True
     assert rules.read_bytes().startswith("# Pare-feu de l'\u00e9quipe r\u00e9seau\n".encode())
+
+
+def test_only_dom0s_own_traffic_is_forwarded_and_masqueraded_by_default(run_module, system, tmp_path):
+    """The HIMN may hold other guests of the host: the compute VM forwards and masquerades Dom0 (169.254.0.1) only."""
+    result = run_module(himn_nat, module_args(tmp_path), check_mode=True)
+    himn_to_networks = [r for r in result["rules"] if "-A HIMN-FORWARD" in r and "-i eth2 -o" in r]
+    assert himn_to_networks == [
+        "-t filter -A HIMN-FORWARD -s 169.254.0.1/32 -i eth2 -o br-mgmt -j ACCEPT",
+        "-t filter -A HIMN-FORWARD -s 169.254.0.1/32 -i eth2 -o br-storage -j ACCEPT",
+    ]
+    assert [r for r in result["rules"] if "MASQUERADE" in r] == [
+        "-t nat -A HIMN-POSTROUTING -s 169.254.0.1/32 -o br-mgmt -j MASQUERADE",
+        "-t nat -A HIMN-POSTROUTING -s 169.254.0.1/32 -o br-storage -j MASQUERADE",
+    ]
