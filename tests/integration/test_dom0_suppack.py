@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 
+import pluginsets
 import pytest
 import XenAPI
 import yaml
@@ -205,4 +206,32 @@ def test_no_nova_to_read_stops_before_anything_changes(xapi_sim, tmp_path, gpg_k
     report = json.loads(run.stdout[run.stdout.index("{") :])
     assert run.returncode != 0 and "has no nova installed" in failures(report)
     assert "dom0_suppack_nova_version" in failures(report)
+    assert PUT not in sim.counts() and sim.state()["updates"] == []
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["-e", "dom0_suppack_nova_version=22.0.0"], "nova 22.0.0: the collection has no Dom0 plugin set for it"),
+        (["-e", "dom0_suppack_plugin_archives=EMPTY"], "is not in the offline archive directory"),
+        (["-e", "dom0_suppack_plugin_archives=TAMPERED"], "not the pinned"),
+    ],
+    ids=["nova-without-a-set", "offline-archive-missing", "archive-not-the-pinned-one"],
+)
+def test_bad_plugin_set_inputs_stop_before_dom0_changes(xapi_sim, tmp_path, gpg_key, extra, message):
+    sim = xapi_sim("xcpng-8.3")
+    inventory, playbook = write_inventory(tmp_path, sim, gpg_key)
+    offline = tmp_path / "archives"
+    offline.mkdir()
+    if "dom0_suppack_plugin_archives=TAMPERED" in extra:
+        (offline / pluginsets.OS_XENAPI["file"]).write_bytes(pluginsets.archive() + b"\0")
+    extra = [arg.replace("EMPTY", str(offline)).replace("TAMPERED", str(offline)) for arg in extra]
+    run = subprocess.run(
+        ["ansible-playbook", playbook, "-i", inventory, *extra],
+        capture_output=True, text=True, env=ansible_env(), check=False,
+    )  # fmt: skip
+    report = json.loads(run.stdout[run.stdout.index("{") :])
+    assert run.returncode != 0 and message in failures(report), failures(report)
+    assert "The pack was not built, so nothing was installed" in failures(report)
+    assert "Traceback" not in failures(report)
     assert PUT not in sim.counts() and sim.state()["updates"] == []
