@@ -17,7 +17,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 
 class ModuleError(Exception):
@@ -38,11 +38,13 @@ class BaseModule:
     """Base class of the collection's modules.
 
     Subclasses set C(argument_spec) and C(module_kwargs) (the keyword arguments of AnsibleModule) and implement
-    C(run()). C(check_params()) refuses bad option values before anything is read or changed.
+    C(run()). C(check_params()) refuses bad option values before anything is read or changed. A module that needs
+    a library lists it in C(required_libraries) as (name, the import error's traceback or None when it imported).
     """
 
     argument_spec = {}
     module_kwargs = {}
+    required_libraries = ()
 
     def __init__(self):
         self.ansible = AnsibleModule(argument_spec=self.full_argument_spec(), **self.module_kwargs)
@@ -52,6 +54,9 @@ class BaseModule:
     def full_argument_spec(self):
         """Return the argument_spec AnsibleModule gets: the module's own options (bases may add theirs)."""
         return dict(self.argument_spec)
+
+    def prepare(self):
+        """Make what every module of a base needs before the options are checked (bases override it)."""
 
     def check_params(self):
         """Check the module's own options before anything is done; raise ModuleError to refuse them."""
@@ -65,7 +70,11 @@ class BaseModule:
         return self.run()
 
     def __call__(self):
+        for name, import_error in self.required_libraries:
+            if import_error is not None:
+                self.ansible.fail_json(msg=missing_required_lib(name), exception=import_error)
         try:
+            self.prepare()
             self.check_params()
             result = self.execute()
         except ModuleError as error:

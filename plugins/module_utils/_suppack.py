@@ -14,7 +14,6 @@ __metaclass__ = type
 
 import os
 import re
-import ssl
 import struct
 import xml.etree.ElementTree as ET
 
@@ -29,7 +28,7 @@ from ansible_collections.xenserver.openstack.plugins.module_utils._compat import
     urlunsplit,
     xmlrpc_client,
 )
-from ansible_collections.xenserver.openstack.plugins.module_utils._xenapi import https_url
+from ansible_collections.xenserver.openstack.plugins.module_utils._xenapi import https_url, ssl_context
 
 SECTOR = 2048
 METADATA_LIMIT = 1 << 20
@@ -243,11 +242,6 @@ def legacy_version(value):
 
 
 # --- upload (PUT /import_raw_vdi) ---------------------------------------------------------------------------
-
-
-def ssl_context(validate_certs):
-    """The TLS rule of the collection's XAPI transport: verify unless told not to."""
-    return ssl.create_default_context() if validate_certs else ssl._create_unverified_context()
 
 
 # What breaks an upload: the socket, or the HTTP exchange.

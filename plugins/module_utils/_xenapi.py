@@ -13,11 +13,13 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
+import re
 import socket
 import ssl
 import traceback
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible.module_utils.basic import env_fallback
+from ansible_collections.xenserver.openstack.plugins.module_utils._base import BaseModule, ModuleError
 from ansible_collections.xenserver.openstack.plugins.module_utils._compat import (
     OS_ERRORS,
     http_client,
@@ -64,21 +66,7 @@ FAILURE_HINTS = {
 }
 
 
-class XenAPIModuleError(Exception):
-    """An error a module reports as is: the message names the object, the problem and the fix.
-
-    Args:
-        msg: the message shown to the user.
-        **extra: extra keys returned with the failure (for example C(xapi_error)).
-    """
-
-    def __init__(self, msg, **extra):
-        super(XenAPIModuleError, self).__init__(msg)
-        self.msg = msg
-        self.extra = extra
-
-
-class XAPIUnreachable(XenAPIModuleError):
+class XAPIUnreachable(ModuleError):
     """XAPI could not be reached (modules that can do without XenAPI fall back on other ways)."""
 
 
@@ -119,7 +107,7 @@ def normalise_url(value):
         str: C(scheme://host[:port]) without a trailing slash.
 
     Raises:
-        XenAPIModuleError: for a scheme other than http or https, or no host.
+        ModuleError: for a scheme other than http or https, or no host.
     """
     value = value.strip()
     if "://" not in value:
@@ -127,9 +115,7 @@ def normalise_url(value):
         value = "%s://%s" % (scheme, value)
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise XenAPIModuleError(
-            "url '%s' is not an XAPI address: use http://HOST, https://HOST or a bare host name." % value
-        )
+        raise ModuleError("url '%s' is not an XAPI address: use http://HOST, https://HOST or a bare host name." % value)
     return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
 
 
@@ -151,13 +137,17 @@ def master_url_of(url, master):
     return https_url(master, parts.port, parts.path)
 
 
+def ssl_context(validate_certs):
+    """The TLS rule of every XAPI connection of the collection (calls and uploads): verify unless told not to."""
+    return ssl.create_default_context() if validate_certs else ssl._create_unverified_context()
+
+
 def _transport(url, validate_certs, timeout):
     """Return an XML-RPC transport with a socket timeout (its C(timeout) attribute, which may change between
     calls), verifying certificates unless told not to."""
     if url.startswith("https://"):
-        context = ssl.create_default_context() if validate_certs else ssl._create_unverified_context()
         base = xmlrpc_client.SafeTransport
-        kwargs = dict(context=context)
+        kwargs = dict(context=ssl_context(validate_certs))
     else:
         base = xmlrpc_client.Transport
         kwargs = {}
@@ -278,24 +268,24 @@ TRANSPORT_ERRORS = OS_ERRORS + (
 XENAPI_ERRORS = ((XenAPI.Failure,) if XenAPI else ()) + TRANSPORT_ERRORS
 
 
-class XenAPIModule:
-    """Base class of the collection's XenAPI modules, in the shape of openstack.cloud's OpenStackModule.
+class XenAPIModule(BaseModule):
+    """Base class of the collection's XenAPI modules (C(_base.BaseModule) with a XAPI session).
 
     Subclasses set C(argument_spec) and C(module_kwargs) and implement C(run()), which reads or changes
     things through C(self.xapi) and returns the result dict. C(main()) is C(ThatModule()()).
-    The base class logs in once, logs out in C(finally), follows C(HOST_IS_SLAVE) to the pool master,
-    and turns every XenAPI or transport error into one clear C(fail_json).
+    The connection options come with the base; it logs in once, logs out in C(finally), follows
+    C(HOST_IS_SLAVE) to the pool master, and turns every XenAPI or transport error into one clear failure.
     """
 
-    argument_spec = {}
-    module_kwargs = {}
+    @property
+    def required_libraries(self):
+        return (("XenAPI", XENAPI_IMPORT_ERROR if XenAPI is None else None),)
+
     # True for modules that can work without XAPI: no password or an unreachable XAPI leaves self.xapi None.
     xenapi_optional = False
 
     def __init__(self):
-        self.ansible = AnsibleModule(argument_spec=xenapi_argument_spec(**self.argument_spec), **self.module_kwargs)
-        self.params = self.ansible.params
-        self.check_mode = self.ansible.check_mode
+        super(XenAPIModule, self).__init__()
         self.session = None
         self.xapi = None
         self.url = None
@@ -304,30 +294,26 @@ class XenAPIModule:
         self.xapi_unreachable = None
         self.transport = None
 
+    def full_argument_spec(self):
+        return xenapi_argument_spec(**self.argument_spec)
+
     @property
     def limit(self):
         """The limit of an ordinary XAPI call, for a timeout's message: (seconds, the option)."""
         return self.params["timeout"], "timeout"
 
-    def check_params(self):
-        """Check the module's own options before anything is called; raise XenAPIModuleError to refuse them."""
+    def prepare(self):
+        self.url = normalise_url(self.params["url"])
 
     def run(self):
         """Do the module's work through C(self.xapi) and return the result dict."""
         raise NotImplementedError
 
-    def __call__(self):
-        if XenAPI is None:
-            self.ansible.fail_json(msg=missing_required_lib("XenAPI"), exception=XENAPI_IMPORT_ERROR)
-        try:
-            self.url = normalise_url(self.params["url"])
-            self.check_params()
-            result = self._run_in_session()
-        except XenAPIModuleError as error:
-            self.ansible.fail_json(msg=error.msg, **error.extra)
+    def execute(self):
+        result = self._run_in_session()
         if self.master_url:
             result.setdefault("xapi_master_url", self.master_url)
-        self.ansible.exit_json(**result)
+        return result
 
     def _run_in_session(self):
         try:
@@ -339,14 +325,12 @@ class XenAPIModule:
         try:
             return self.run()
         except XenAPI.Failure as error:
-            raise XenAPIModuleError(
+            raise ModuleError(
                 explain_failure(self.master_url or self.url, error.details, self.last_call),
                 xapi_error=list(error.details),
             )
         except TRANSPORT_ERRORS as error:
-            raise XenAPIModuleError(
-                explain_transport_error(self.master_url or self.url, error, self.last_call, self.limit)
-            )
+            raise ModuleError(explain_transport_error(self.master_url or self.url, error, self.last_call, self.limit))
         finally:
             self._logout()
 
@@ -354,7 +338,7 @@ class XenAPIModule:
         if not self.params["password"]:
             if self.xenapi_optional:
                 raise XAPIUnreachable("No XAPI password given.")
-            raise XenAPIModuleError(
+            raise ModuleError(
                 "No XAPI password given: set the password option or the XENSERVER_PASSWORD environment variable."
             )
         try:
@@ -364,7 +348,7 @@ class XenAPIModule:
                 if self.xenapi_optional:
                     # A module that can do without XenAPI falls back on its other ways, saying why.
                     raise XAPIUnreachable(explain_failure(self.url, error.details, self.last_call))
-                raise XenAPIModuleError(
+                raise ModuleError(
                     explain_failure(self.url, error.details, self.last_call), xapi_error=list(error.details)
                 )
             self._login_at_master(error.details[1])
@@ -376,13 +360,13 @@ class XenAPIModule:
         try:
             self._login_at(self.master_url)
         except XenAPI.Failure as error:
-            raise XenAPIModuleError(
+            raise ModuleError(
                 "%s is a pool member whose master is %s; logging in there failed: %s"
                 % (self.url, master, explain_failure(self.master_url, error.details, self.last_call)),
                 xapi_error=list(error.details),
             )
         except TRANSPORT_ERRORS as error:
-            raise XenAPIModuleError(
+            raise ModuleError(
                 "%s is a pool member whose master is %s, and the master cannot be reached over https (the module "
                 "never logs in to another host over plain http): %s Set url to %s, or to another address of the "
                 "master that this machine reaches over https (with validate_certs=false only if the master still "
@@ -404,7 +388,7 @@ class XenAPIModule:
             return call_dom0_plugin(self.xapi, host_ref, function, params)
         except TRANSPORT_ERRORS as error:
             call = "host.call_plugin (%s %s)" % (DOM0_PLUGIN, function)
-            raise XenAPIModuleError(
+            raise ModuleError(
                 explain_transport_error(self.master_url or self.url, error, call, (seconds, "plugin_timeout"))
             )
         finally:
@@ -463,17 +447,45 @@ def api_version(host_record):
 
 # XenServer 7.1 (API 2.6, platform 2.2.0) introduced pool_update; older hosts know only pool_patch.
 POOL_UPDATE_API = (2, 6)
+POOL_UPDATE_PLATFORM = (2, 2, 0)
+NULL_REF = "OpaqueRef:NULL"
+
+
+def version_tuple(text):
+    """Return C('2.2.0') as (2, 2, 0); parts that are not numbers count as 0 (C('8.2.1-beta') is (8, 2, 1))."""
+    parts = []
+    for part in str(text).strip().split("."):
+        match = re.match(r"\d+", part)
+        parts.append(int(match.group(0)) if match else 0)
+    return tuple(parts)
+
+
+def platform_version(host_record):
+    """Return a host's platform version (C(software_version:platform_version)) as a tuple of ints."""
+    return version_tuple(host_record["software_version"].get("platform_version", ""))
+
+
+def has_pool_update(host_record):
+    """Return whether a host takes updates (C(pool_update), XenServer 7.1+) rather than hotfixes only."""
+    return api_version(host_record) >= POOL_UPDATE_API and platform_version(host_record) >= POOL_UPDATE_PLATFORM
+
+
+def resident_host(vm, fix="start it first"):
+    """Return the ref of the host a VM record runs on, or refuse a halted VM (C(fix) says what to do)."""
+    if vm["resident_on"] in ("", NULL_REF):
+        raise ModuleError("VM %s is not running on any host: %s." % (vm["name_label"], fix))
+    return vm["resident_on"]
 
 
 def find_vm(xapi, uuid, url):
     """Return (ref, record) of the VM with this UUID, reading the VM class once.
 
     Raises:
-        XenAPIModuleError: when no such VM exists in the pool.
+        ModuleError: when no such VM exists in the pool.
     """
     found = xapi.VM.get_all_records_where('field "uuid"="%s"' % uuid.replace('"', ""))
     if not found:
-        raise XenAPIModuleError(
+        raise ModuleError(
             "No VM with UUID %s exists in the pool behind %s. Check vm_uuid (or, inside a Xen guest, "
             "/sys/hypervisor/uuid) and that url points at the pool this VM runs in." % (uuid, url)
         )

@@ -116,8 +116,8 @@ import os
 from ansible_collections.xenserver.openstack.plugins.module_utils._compat import OS_ERRORS
 from ansible_collections.xenserver.openstack.plugins.module_utils._ipv4 import IPv4Address, IPv4Interface
 from ansible_collections.xenserver.openstack.plugins.module_utils._xenapi import (
+    ModuleError,
     XenAPIModule,
-    XenAPIModuleError,
     find_himn,
     find_vm,
     himn_vif,
@@ -174,12 +174,12 @@ class HimnInfoModule(XenAPIModule):
         try:
             self.dom0 = IPv4Address(self.params["dom0_address"])
         except ValueError:
-            raise XenAPIModuleError("dom0_address '%s' is not an IPv4 address." % self.params["dom0_address"])
+            raise ModuleError("dom0_address '%s' is not an IPv4 address." % self.params["dom0_address"])
 
     def run(self):
         rc, out, err = self.ansible.run_command(["ip", "-4", "-o", "addr", "show"], environ_update={"LANG": "C"})
         if rc != 0:
-            raise XenAPIModuleError("Cannot list this machine's addresses with 'ip -4 -o addr show': %s" % err.strip())
+            raise ModuleError("Cannot list this machine's addresses with 'ip -4 -o addr show': %s" % err.strip())
         self.addresses = parse_addresses(out)
         self.macs = local_macs()
         for found_by, finder in (("xenapi", self._by_xenapi), ("xenstore", self._by_xenstore)):
@@ -190,7 +190,7 @@ class HimnInfoModule(XenAPIModule):
             if self.dom0 in address.network and address.ip != self.dom0:
                 mac = next((m for m, name in self.macs.items() if name == interface), "")
                 return self._result("address", mac, interface)
-        raise XenAPIModuleError(
+        raise ModuleError(
             "No interface of this VM is on the HIMN: XenAPI was not usable (%s), xenstore has no vm-data/himn_mac, "
             "and no interface has an address in a network with %s. %s"
             % (self.xapi_unreachable or "no VM UUID", self.dom0, missing_himn_vif_message("this VM"))
@@ -204,7 +204,7 @@ class HimnInfoModule(XenAPIModule):
         himn_ref, _himn = find_himn(self.xapi)
         _vif_ref, vif = himn_vif(self.xapi, vm_ref, himn_ref) if himn_ref else (None, {})
         if not vif:
-            raise XenAPIModuleError(missing_himn_vif_message(vm["name_label"]))
+            raise ModuleError(missing_himn_vif_message(vm["name_label"]))
         return vif["MAC"].lower()
 
     def _by_xenstore(self):
@@ -216,7 +216,7 @@ class HimnInfoModule(XenAPIModule):
 
     def _interface_with(self, mac, found_by):
         if mac not in self.macs:
-            raise XenAPIModuleError(
+            raise ModuleError(
                 "The HIMN VIF's MAC %s (from %s) is on no interface of this VM: the VIF is not plugged. "
                 "Restart the VM, or plug the VIF in XAPI (xe vif-plug)." % (mac, found_by)
             )

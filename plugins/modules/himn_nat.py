@@ -209,7 +209,7 @@ import shlex
 import tempfile
 from collections import OrderedDict
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.xenserver.openstack.plugins.module_utils._base import BaseModule, ModuleError
 from ansible_collections.xenserver.openstack.plugins.module_utils._compat import OS_ERRORS, if_nametoindex, shlex_join
 from ansible_collections.xenserver.openstack.plugins.module_utils._iptables import (
     INTERFACE_NAME,
@@ -229,16 +229,39 @@ LANG_C = {"LANG": "C", "LC_ALL": "C"}
 LEGACY_WARNING = "iptables-legacy tables present"
 
 
-class HimnNat:
+class HimnNatModule(BaseModule):
     """Read the live rules, ip_forward and the files; work out the changes; apply them unless in check mode."""
 
-    def __init__(self, module):
-        self.module = module
-        self.params = module.params
+    argument_spec = dict(
+        forward_interfaces=dict(type="list", elements="str", default=["br-mgmt", "br-storage"]),
+        himn_cidr=dict(type="str", default="169.254.0.1/32"),
+        himn_interface=dict(type="str"),
+        persist=dict(type="bool", default=True),
+        port_forwards=dict(
+            type="list",
+            elements="dict",
+            default=[],
+            options=dict(
+                interface=dict(type="str", required=True),
+                port=dict(type="int", required=True),
+                protocol=dict(type="str", choices=["tcp", "udp"], default="tcp"),
+                to_address=dict(type="str", default="169.254.0.1"),
+                to_port=dict(type="int"),
+            ),
+        ),
+        rules_file=dict(type="path", default="/etc/iptables/rules.v4"),
+        state=dict(type="str", choices=["present", "absent"], default="present"),
+        sysctl_file=dict(type="path", default="/etc/sysctl.d/90-xenserver-openstack.conf"),
+    )
+    module_kwargs = dict(required_if=[("state", "present", ["himn_interface"])], supports_check_mode=True)
+
+    def __init__(self):
+        super(HimnNatModule, self).__init__()
+        self.module = self.ansible
         self.present = self.params["state"] == "present"
 
     def fail(self, msg, **extra):
-        self.module.fail_json(msg=msg, **extra)
+        raise ModuleError(msg, **extra)
 
     def command(self, argv, data=None):
         """Run a command (no shell, LANG=C); fail with its argv, rc and stderr unless it succeeds."""
@@ -251,7 +274,13 @@ class HimnNat:
         return out
 
     def binary(self, name):
-        return self.module.get_bin_path(name, required=True)
+        path = self.module.get_bin_path(name)
+        if path is None:
+            self.fail(
+                "%s is not installed on this host: install the iptables package (and iptables-persistent for "
+                "persist=true). Nothing was changed." % name
+            )
+        return path
 
     def check_options(self):
         """Return the rules the options ask for, or fail naming every bad value or missing interface."""
@@ -446,32 +475,7 @@ class HimnNat:
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            forward_interfaces=dict(type="list", elements="str", default=["br-mgmt", "br-storage"]),
-            himn_cidr=dict(type="str", default="169.254.0.1/32"),
-            himn_interface=dict(type="str"),
-            persist=dict(type="bool", default=True),
-            port_forwards=dict(
-                type="list",
-                elements="dict",
-                default=[],
-                options=dict(
-                    interface=dict(type="str", required=True),
-                    port=dict(type="int", required=True),
-                    protocol=dict(type="str", choices=["tcp", "udp"], default="tcp"),
-                    to_address=dict(type="str", default="169.254.0.1"),
-                    to_port=dict(type="int"),
-                ),
-            ),
-            rules_file=dict(type="path", default="/etc/iptables/rules.v4"),
-            state=dict(type="str", choices=["present", "absent"], default="present"),
-            sysctl_file=dict(type="path", default="/etc/sysctl.d/90-xenserver-openstack.conf"),
-        ),
-        required_if=[("state", "present", ["himn_interface"])],
-        supports_check_mode=True,
-    )
-    module.exit_json(**HimnNat(module).run())
+    HimnNatModule()()
 
 
 if __name__ == "__main__":

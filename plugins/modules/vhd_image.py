@@ -218,8 +218,8 @@ deleted:
 import re
 import time
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.common.text.converters import to_native, to_text
+from ansible_collections.xenserver.openstack.plugins.module_utils._base import BaseModule, ModuleError
 from ansible_collections.xenserver.openstack.plugins.module_utils._compat import (
     STRING_TYPES,
     monotonic,
@@ -504,17 +504,47 @@ class Glance:
         self.conn.image.delete_image(image_id, ignore_missing=True)
 
 
-class VHDImage:
+class VHDImageModule(BaseModule):
     """The module: read, decide, apply (unless in check mode), report."""
 
-    def __init__(self, module):
-        self.module = module
-        self.params = module.params
+    argument_spec = dict(
+        name=dict(type="str", required=True),
+        state=dict(type="str", choices=["present", "absent"], default="present"),
+        filename=dict(type="path"),
+        visibility=dict(type="str", choices=["public", "private", "shared", "community"], default="public"),
+        properties=dict(type="dict", default={}),
+        wait_timeout=dict(type="int", default=60),
+        api_timeout=dict(type="int", default=60),
+        cloud=dict(type="raw", no_log=True),
+        auth_type=dict(type="str"),
+        auth=dict(type="dict", no_log=True),
+        region_name=dict(type="str"),
+        interface=dict(type="str", choices=["public", "internal", "admin"], aliases=["endpoint_type"]),
+        validate_certs=dict(type="bool", aliases=["verify"]),
+        ca_cert=dict(type="path", aliases=["cacert"]),
+    )
+    module_kwargs = dict(required_if=[("state", "present", ["filename"])], supports_check_mode=True)
+
+    @property
+    def required_libraries(self):
+        return (("openstacksdk", SDK_IMPORT_ERROR if openstack is None else None),)
+
+    def __init__(self):
+        super(VHDImageModule, self).__init__()
+        self.module = self.ansible
         self.step = "list the images"
 
-    def run(self):
+    def check_params(self):
         if self.params["api_timeout"] < 1:
-            raise GlanceError("api_timeout must be at least 1 second, not %d." % self.params["api_timeout"])
+            raise ModuleError("api_timeout must be at least 1 second, not %d." % self.params["api_timeout"])
+
+    def run(self):
+        try:
+            return self._run()
+        except (VHDImageError, GlanceError) as error:
+            raise ModuleError(to_native(error))
+
+    def _run(self):
         present = self.params["state"] == "present"
         properties = desired_properties(self.params["properties"]) if present else {}
         digests = inspect_vhd_tgz(self.params["filename"])["digests"] if present else None
@@ -607,33 +637,7 @@ class VHDImage:
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            name=dict(type="str", required=True),
-            state=dict(type="str", choices=["present", "absent"], default="present"),
-            filename=dict(type="path"),
-            visibility=dict(type="str", choices=["public", "private", "shared", "community"], default="public"),
-            properties=dict(type="dict", default={}),
-            wait_timeout=dict(type="int", default=60),
-            api_timeout=dict(type="int", default=60),
-            cloud=dict(type="raw", no_log=True),
-            auth_type=dict(type="str"),
-            auth=dict(type="dict", no_log=True),
-            region_name=dict(type="str"),
-            interface=dict(type="str", choices=["public", "internal", "admin"], aliases=["endpoint_type"]),
-            validate_certs=dict(type="bool", aliases=["verify"]),
-            ca_cert=dict(type="path", aliases=["cacert"]),
-        ),
-        required_if=[("state", "present", ["filename"])],
-        supports_check_mode=True,
-    )
-    if openstack is None:
-        module.fail_json(msg=missing_required_lib("openstacksdk"), exception=SDK_IMPORT_ERROR)
-    try:
-        result = VHDImage(module).run()
-    except (VHDImageError, GlanceError) as error:
-        module.fail_json(msg=to_native(error))
-    module.exit_json(**result)
+    VHDImageModule()()
 
 
 if __name__ == "__main__":

@@ -114,8 +114,8 @@ src_format:
 
 import os
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
+from ansible_collections.xenserver.openstack.plugins.module_utils._base import BaseModule, ModuleError
 from ansible_collections.xenserver.openstack.plugins.module_utils._vhd import VHDImageError, make_vhd_tgz
 
 QEMU_IMG_MISSING = (
@@ -133,52 +133,61 @@ def dest_state(src, dest):
     return "up to date"
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            src=dict(type="path", required=True),
-            dest=dict(type="path", required=True),
-            src_format=dict(type="str"),
-            compression_level=dict(type="int", default=6),
-            force=dict(type="bool", default=False),
-        ),
-        supports_check_mode=True,
+class VhdTgzModule(BaseModule):
+    """Build O(dest) from O(src) when it is absent, older than O(src), or O(force) asks."""
+
+    argument_spec = dict(
+        src=dict(type="path", required=True),
+        dest=dict(type="path", required=True),
+        src_format=dict(type="str"),
+        compression_level=dict(type="int", default=6),
+        force=dict(type="bool", default=False),
     )
-    src, dest = module.params["src"], module.params["dest"]
-    if not os.path.isfile(src):
-        module.fail_json(
-            msg="src %s does not exist or is not a file: give the path of the disk image to convert." % src
-        )
-    if not os.path.isdir(os.path.dirname(os.path.abspath(dest))):
-        module.fail_json(msg="The directory of dest %s does not exist: create it first." % dest)
-    if not 0 <= module.params["compression_level"] <= 9:
-        module.fail_json(msg="compression_level must be 0 to 9, not %d." % module.params["compression_level"])
-    state = dest_state(src, dest)
-    changed = module.params["force"] or state != "up to date"
-    result = {}
-    if changed and not module.check_mode:
-        qemu_img = module.get_bin_path("qemu-img")
-        if qemu_img is None:
-            module.fail_json(msg=QEMU_IMG_MISSING)
-        try:
-            result["src_format"] = make_vhd_tgz(
-                module.run_command,
-                qemu_img,
-                src,
-                dest,
-                src_format=module.params["src_format"],
-                compression_level=module.params["compression_level"],
+    module_kwargs = dict(supports_check_mode=True)
+
+    def check_params(self):
+        src, dest = self.params["src"], self.params["dest"]
+        if not os.path.isfile(src):
+            raise ModuleError(
+                "src %s does not exist or is not a file: give the path of the disk image to convert." % src
             )
-        except VHDImageError as error:
-            module.fail_json(msg=to_native(error))
-    after = "built from %s" % src if changed else state
-    result.update(
-        changed=changed,
-        dest=dest,
-        size=os.path.getsize(dest) if os.path.exists(dest) else 0,
-        diff=dict(before="%s: %s\n" % (dest, state), after="%s: %s\n" % (dest, after)),
-    )
-    module.exit_json(**result)
+        if not os.path.isdir(os.path.dirname(os.path.abspath(dest))):
+            raise ModuleError("The directory of dest %s does not exist: create it first." % dest)
+        if not 0 <= self.params["compression_level"] <= 9:
+            raise ModuleError("compression_level must be 0 to 9, not %d." % self.params["compression_level"])
+
+    def run(self):
+        src, dest = self.params["src"], self.params["dest"]
+        state = dest_state(src, dest)
+        changed = self.params["force"] or state != "up to date"
+        result = {}
+        if changed and not self.check_mode:
+            qemu_img = self.ansible.get_bin_path("qemu-img")
+            if qemu_img is None:
+                raise ModuleError(QEMU_IMG_MISSING)
+            try:
+                result["src_format"] = make_vhd_tgz(
+                    self.ansible.run_command,
+                    qemu_img,
+                    src,
+                    dest,
+                    src_format=self.params["src_format"],
+                    compression_level=self.params["compression_level"],
+                )
+            except VHDImageError as error:
+                raise ModuleError(to_native(error))
+        after = "built from %s" % src if changed else state
+        result.update(
+            changed=changed,
+            dest=dest,
+            size=os.path.getsize(dest) if os.path.exists(dest) else 0,
+            diff=dict(before="%s: %s\n" % (dest, state), after="%s: %s\n" % (dest, after)),
+        )
+        return result
+
+
+def main():
+    VhdTgzModule()()
 
 
 if __name__ == "__main__":

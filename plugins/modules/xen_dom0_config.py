@@ -212,19 +212,17 @@ not_run:
 
 from ansible_collections.xenserver.openstack.plugins.module_utils._xenapi import (
     PLUGIN_TIMEOUT,
+    ModuleError,
     XenAPIModule,
-    XenAPIModuleError,
     find_vm,
     read_local_vm_uuid,
+    resident_host,
+    version_tuple,
 )
 
 # Hosts older than this have no conntrack in Dom0 (XenServer 6.5 is 1.9.0).
 CONNTRACK_PLATFORM = (2, 1, 0)
 OPERATIONS = ("unblacklist_modules", "firewall", "conntrackd", "console_log_rotation", "restart_services")
-
-
-def version_tuple(text):
-    return tuple(int(part) if part.isdigit() else 0 for part in str(text).split("."))
 
 
 def text_diff(header, before, after):
@@ -284,7 +282,7 @@ class XenDom0ConfigModule(XenAPIModule):
         self.host_uuid = self.params["host_uuid"]
         self.vm_uuid = self.params["vm_uuid"] or (None if self.host_uuid else read_local_vm_uuid())
         if not self.host_uuid and not self.vm_uuid:
-            raise XenAPIModuleError(
+            raise ModuleError(
                 "Cannot tell which host's Dom0 to change: set vm_uuid or host_uuid, "
                 "or run the module on the compute VM."
             )
@@ -327,9 +325,7 @@ class XenDom0ConfigModule(XenAPIModule):
         if self.host_uuid:
             return self.xapi.host.get_by_uuid(self.host_uuid)
         _vm_ref, vm = find_vm(self.xapi, self.vm_uuid, self.url)
-        if vm["resident_on"] in ("", "OpaqueRef:NULL"):
-            raise XenAPIModuleError("VM %s is not running on any host: start it first." % vm["name_label"])
-        return vm["resident_on"]
+        return resident_host(vm)
 
     @staticmethod
     def _diffs(name, answer):
@@ -356,7 +352,7 @@ class XenDom0ConfigModule(XenAPIModule):
         params = dict(state=firewall["state"])
         if firewall["state"] == "present":
             if not firewall["ports"]:
-                raise XenAPIModuleError("firewall.ports must name at least one port when firewall.state is present.")
+                raise ModuleError("firewall.ports must name at least one port when firewall.state is present.")
             params["rules"] = firewall["ports"]
         return [("iptables_chain", params)]
 

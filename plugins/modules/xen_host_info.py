@@ -146,10 +146,10 @@ vm:
 """
 
 from ansible_collections.xenserver.openstack.plugins.module_utils._xenapi import (
-    POOL_UPDATE_API,
     XenAPIModule,
     api_version,
     find_vm,
+    has_pool_update,
     is_himn,
     read_local_vm_uuid,
 )
@@ -192,7 +192,7 @@ class XenHostInfoModule(XenAPIModule):
         )
         host = hosts[host_ref]
         master = hosts[pool["master"]]
-        legacy = api_version(master) < POOL_UPDATE_API
+        legacy = not has_pool_update(master)
         return dict(
             changed=False,
             host=self._host(host, host_ref == pool["master"], master),

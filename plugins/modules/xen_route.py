@@ -105,13 +105,14 @@ from ansible_collections.xenserver.openstack.plugins.module_utils._ipv4 import I
 from ansible_collections.xenserver.openstack.plugins.module_utils._xenapi import (
     HIMN_BRIDGE,
     PLUGIN_TIMEOUT,
+    ModuleError,
     XenAPIModule,
-    XenAPIModuleError,
     find_himn,
     find_vm,
     himn_vif,
     missing_himn_vif_message,
     read_local_vm_uuid,
+    resident_host,
 )
 
 
@@ -130,7 +131,7 @@ def check_networks(values):
             else:
                 problems.append("networks[%d] '%s' is not an IPv4 network in CIDR form (%s)" % (index, value, error))
     if problems:
-        raise XenAPIModuleError("; ".join(problems) + ". Nothing was changed.")
+        raise ModuleError("; ".join(problems) + ". Nothing was changed.")
     return networks
 
 
@@ -159,19 +160,17 @@ class XenRouteModule(XenAPIModule):
             try:
                 IPv4Address(gateway)
             except ValueError:
-                raise XenAPIModuleError("gateway '%s' is not an IPv4 address." % gateway)
+                raise ModuleError("gateway '%s' is not an IPv4 address." % gateway)
         self.vm_uuid = self.params["vm_uuid"] or read_local_vm_uuid()
         if not self.vm_uuid:
-            raise XenAPIModuleError(
+            raise ModuleError(
                 "Cannot tell which compute VM (and so which Dom0) to route through: "
                 "set vm_uuid, or run the module on the compute VM."
             )
 
     def run(self):
         vm_ref, vm = find_vm(self.xapi, self.vm_uuid, self.url)
-        host_ref = vm["resident_on"]
-        if host_ref in ("", "OpaqueRef:NULL"):
-            raise XenAPIModuleError("VM %s is not running on any host: start it first." % vm["name_label"])
+        host_ref = resident_host(vm)
         result = dict(host=self.xapi.host.get_uuid(host_ref))
         if self.params["state"] == "present":
             gateway = self.params["gateway"] or self._himn_address(vm_ref, vm)
@@ -193,10 +192,10 @@ class XenRouteModule(XenAPIModule):
         himn_ref, himn = find_himn(self.xapi)
         vif_ref, _vif = himn_vif(self.xapi, vm_ref, himn_ref) if himn_ref else (None, {})
         if not vif_ref:
-            raise XenAPIModuleError(missing_himn_vif_message(vm["name_label"]))
+            raise ModuleError(missing_himn_vif_message(vm["name_label"]))
         address = himn["assigned_ips"].get(vif_ref)
         if not address:
-            raise XenAPIModuleError(
+            raise ModuleError(
                 "VM %s has a VIF on the HIMN (bridge %s) but XAPI recorded no address for it: bring its interface up "
                 "by DHCP (role xenserver.openstack.himn_network does), or give gateway."
                 % (vm["name_label"], HIMN_BRIDGE)

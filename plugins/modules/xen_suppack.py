@@ -225,23 +225,16 @@ from ansible_collections.xenserver.openstack.plugins.module_utils._suppack impor
     version_key,
 )
 from ansible_collections.xenserver.openstack.plugins.module_utils._xenapi import (
-    POOL_UPDATE_API,
+    NULL_REF,
     XENAPI_ERRORS,
+    ModuleError,
     XenAPI,
     XenAPIModule,
-    XenAPIModuleError,
-    api_version,
     find_vm,
+    has_pool_update,
     read_local_vm_uuid,
+    resident_host,
 )
-
-NULL = "OpaqueRef:NULL"
-UPDATE_PLATFORM = (2, 2, 0)
-
-
-def _platform(host):
-    text = host["software_version"].get("platform_version", "")
-    return tuple(int(part) for part in text.split(".") if part.isdigit())
 
 
 def _state_line(name, version, host_name, uuid=""):
@@ -271,7 +264,7 @@ class XenSuppackModule(XenAPIModule):
         except PackError as error:
             if self._predict_without_iso(iso):
                 return
-            raise XenAPIModuleError(
+            raise ModuleError(
                 "Cannot use the pack ISO on this machine (%s): %s. Build the pack with tools/build_pack.py of the "
                 "collection (the role xenserver.openstack.dom0_suppack builds it and copies it here), or set iso to "
                 "the path of a pack ISO on the machine that runs this module. Nothing was changed."
@@ -290,12 +283,12 @@ class XenSuppackModule(XenAPIModule):
         for option, found in (("name", self.name), ("version", self.version)):
             wanted = self.params[option]
             if wanted is not None and wanted != found:
-                raise XenAPIModuleError(
+                raise ModuleError(
                     "%s '%s' does not match the pack in %s, whose %s is '%s': give the ISO of that %s, or leave %s "
                     "unset." % (option, wanted, iso, option, found, option, option)
                 )
         if self.params["wait_timeout"] < 1:
-            raise XenAPIModuleError("wait_timeout must be at least 1 second.")
+            raise ModuleError("wait_timeout must be at least 1 second.")
 
     def _predict_without_iso(self, iso):
         """In check mode, with name and version given, a missing ISO (not copied yet) still allows a prediction."""
@@ -328,10 +321,10 @@ class XenSuppackModule(XenAPIModule):
             reboot_required=False,
             toolstack_restart_required=False,
         )
-        if api_version(host) < POOL_UPDATE_API or _platform(host) < UPDATE_PLATFORM:
+        if not has_pool_update(host):
             return self._legacy(host, result)
         if self.pack["update"] is None:
-            raise XenAPIModuleError(
+            raise ModuleError(
                 "%s is a legacy supplemental pack (XS-REPOSITORY, no update.xml), but host %s (platform %s) takes "
                 "update ISOs: build one with tools/build_pack.py (without --format legacy)."
                 % (self.params["iso"], host["name_label"], host["software_version"].get("platform_version", "?"))
@@ -344,7 +337,7 @@ class XenSuppackModule(XenAPIModule):
                 'field "uuid"="%s"' % self.params["host_uuid"].replace('"', "")
             )
             if not found:
-                raise XenAPIModuleError(
+                raise ModuleError(
                     "No host with UUID %s is in the pool behind %s: check host_uuid."
                     % (self.params["host_uuid"], self.url)
                 )
@@ -352,15 +345,11 @@ class XenSuppackModule(XenAPIModule):
         vm_uuid = self.params["vm_uuid"] or read_local_vm_uuid()
         if vm_uuid:
             _vm_ref, vm = find_vm(self.xapi, vm_uuid, self.url)
-            if vm["resident_on"] in ("", NULL):
-                raise XenAPIModuleError(
-                    "VM %s is not running on any host, so it has no host to get the pack: start it, or give host_uuid."
-                    % vm["name_label"]
-                )
-            return vm["resident_on"], self.xapi.host.get_record(vm["resident_on"])
+            host_ref = resident_host(vm, "it has no host to get the pack: start it, or give host_uuid")
+            return host_ref, self.xapi.host.get_record(host_ref)
         hosts = self.xapi.host.get_all_records()
         if len(hosts) != 1:
-            raise XenAPIModuleError(
+            raise ModuleError(
                 "Cannot tell which host of the pool behind %s gets the pack: set vm_uuid or host_uuid, or run the "
                 "module on the compute VM." % self.url
             )
@@ -369,9 +358,9 @@ class XenSuppackModule(XenAPIModule):
     def _check_default_sr(self, pool):
         types = self.params["default_sr_types"]
         sr_ref = pool["default_SR"]
-        if sr_ref in ("", NULL):
+        if sr_ref in ("", NULL_REF):
             if types:
-                raise XenAPIModuleError(
+                raise ModuleError(
                     "The pool behind %s has no default SR. Nova's Dom0 plugins keep images in /images on the default "
                     "SR, which must be file-based (%s): make such an SR the default "
                     "(xe pool-param-set uuid=<pool> default-SR=<sr>) and run again." % (self.url, ", ".join(types))
@@ -379,7 +368,7 @@ class XenSuppackModule(XenAPIModule):
             return None
         sr = self.xapi.SR.get_record(sr_ref)
         if types and sr["type"] not in types:
-            raise XenAPIModuleError(
+            raise ModuleError(
                 "The pool's default SR '%s' (%s) is of type %s, but nova's Dom0 plugins need /images on a file-based "
                 "default SR (type %s). Make a file-based SR the pool's default: add an NFS SR (xe sr-create "
                 "type=nfs ...) or an ext local SR, then xe pool-param-set uuid=<pool> default-SR=<sr>; or set "
@@ -497,12 +486,12 @@ class XenSuppackModule(XenAPIModule):
         if self.params["sr_uuid"]:
             found = self.xapi.SR.get_all_records_where('field "uuid"="%s"' % self.params["sr_uuid"].replace('"', ""))
             if not found:
-                raise XenAPIModuleError(
+                raise ModuleError(
                     "No SR with UUID %s is in the pool behind %s: check sr_uuid." % (self.params["sr_uuid"], self.url)
                 )
             return next(iter(found))
         if default_sr is None:
-            raise XenAPIModuleError(
+            raise ModuleError(
                 "The pool behind %s has no default SR to take the upload: give sr_uuid, or set a default SR "
                 "(xe pool-param-set uuid=<pool> default-SR=<sr>)." % self.url
             )
@@ -521,14 +510,14 @@ class XenSuppackModule(XenAPIModule):
                     self._discard(update_ref)
                 if failure.details[:1] == ["CANNOT_FIND_UPDATE"] and not ours and attempt == 1:
                     continue  # someone cleaned the update's VDI while we used it: upload our copy again
-                raise XenAPIModuleError(
+                raise ModuleError(
                     explain_update_failure(failure.details, self.name, self._xapi_url(), self.update_call, self.key)
                     + " Nothing was installed; no uploaded copy was left on the SR.",
                     xapi_error=list(failure.details),
                 )
             self._clean(update_ref)
             return self.xapi.pool_update.get_record(update_ref), precheck
-        raise XenAPIModuleError("unreachable")  # pragma: no cover
+        raise ModuleError("unreachable")  # pragma: no cover
 
     def _xapi_url(self):
         return self.master_url or self.url
@@ -563,7 +552,7 @@ class XenSuppackModule(XenAPIModule):
                 problem = problem or "XAPI's upload task named no VDI"
             if problem:
                 self._remove_upload(sr_ref, before, vdi, size)
-                raise XenAPIModuleError(
+                raise ModuleError(
                     "Uploading %s (%d bytes) to %s/import_raw_vdi failed: %s. Nothing was installed and no uploaded "
                     "copy was left on the SR; check the connection to XAPI and run again."
                     % (self.params["iso"], size, self._xapi_url(), problem)
@@ -595,12 +584,12 @@ class XenSuppackModule(XenAPIModule):
             self._quietly(self.xapi.VDI.destroy, vdi)
             if failure.details[:1] == ["UPDATE_ALREADY_EXISTS"] and len(failure.details) > 1:
                 return self.xapi.pool_update.get_by_uuid(failure.details[1]), False
-            raise XenAPIModuleError(
+            raise ModuleError(
                 explain_update_failure(failure.details, self.name, self._xapi_url(), self.update_call, self.key)
                 + " Nothing was installed; the uploaded copy was removed.",
                 xapi_error=list(failure.details),
             )
-        except XenAPIModuleError:
+        except ModuleError:
             self._quietly(self.xapi.VDI.destroy, vdi)
             raise
 
@@ -614,7 +603,7 @@ class XenSuppackModule(XenAPIModule):
                 return task_result_value(self.xapi.task.get_result(task))
             if status == "failure":
                 raise XenAPI.Failure(self.xapi.task.get_error_info(task))
-            raise XenAPIModuleError(
+            raise ModuleError(
                 "pool_update.%s of %s on %s did not finish (task %s) within wait_timeout (%d s): it may still be "
                 "running. Run again later; an update that ends up applied is then found."
                 % (call, self.name, self._xapi_url(), status, self.params["wait_timeout"])
@@ -638,7 +627,7 @@ class XenSuppackModule(XenAPIModule):
             self.xapi.pool_update.pool_clean(update_ref)
         except XenAPI.Failure:
             vdi = self.xapi.pool_update.get_vdi(update_ref)
-            if vdi != NULL:
+            if vdi != NULL_REF:
                 self._quietly(self.xapi.VDI.destroy, vdi)
 
     def _discard(self, update_ref):

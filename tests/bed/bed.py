@@ -26,6 +26,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))
+import gpgkey  # noqa: E402  (the tests' one way to make a signing key)
 from xapisim import dom0 as xapisim_dom0  # noqa: E402  (Dom0's file system as the simulator mounts it)
 from xapisim.scenario import ScenarioError, load_scenario  # noqa: E402  (the simulator's own loader)
 
@@ -583,13 +584,7 @@ def lease_himn(pair: Pair) -> None:
 def signing_key(state_dir: Path) -> tuple[str, str]:
     """A throwaway GPG key for the Dom0 pack site.yml builds on the bed: (gpg home, fingerprint). Made once."""
     home = state_dir / "gpg"
-    gpg = ("gpg", "--batch", "--homedir", str(home))
-    if not home.exists():
-        home.mkdir(mode=0o700)
-        run(*gpg, "--passphrase", "", "--quick-gen-key", "xenserver.openstack test bed", "rsa2048", "sign", "never")
-        run("gpgconf", "--homedir", str(home), "--kill", "gpg-agent", check=False)
-    listing = run(*gpg, "--with-colons", "--list-secret-keys").stdout.splitlines()
-    return str(home), next(line.split(":")[9] for line in listing if line.startswith("fpr:"))
+    return str(home), gpgkey.signing_key(str(home), "xenserver.openstack test bed")
 
 
 def trust_signing_key(pair: Pair, home: str, fingerprint: str) -> None:

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 
+import gpgkey
 import pluginsets
 import pytest
 import XenAPI
@@ -40,12 +41,8 @@ PLAYBOOK = """\
 @pytest.fixture(scope="module")
 def gpg_key(tmp_path_factory):
     home = str(tmp_path_factory.mktemp("gpg") / "home")
-    os.makedirs(home, mode=0o700)
-    gpg = ["gpg", "--batch", "--homedir", home]
-    subprocess.run([*gpg, "--passphrase", "", "--quick-gen-key", "role test", "rsa2048", "sign", "never"], check=True)
-    listing = subprocess.run([*gpg, "--with-colons", "--list-secret-keys"], capture_output=True, text=True, check=True)
-    yield home, next(line.split(":")[9] for line in listing.stdout.splitlines() if line.startswith("fpr:"))
-    subprocess.run(["gpgconf", "--homedir", home, "--kill", "gpg-agent"], capture_output=True, check=False)
+    yield home, gpgkey.signing_key(home, "role test")
+    gpgkey.stop_agent(home)
 
 
 def write_inventory(tmp_path, sim, gpg_key):

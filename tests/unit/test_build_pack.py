@@ -11,6 +11,7 @@ import sys
 import tarfile
 import xml.etree.ElementTree as ET
 
+import gpgkey
 import pluginsets
 import pytest
 
@@ -66,13 +67,8 @@ def rpm_query(rpm, *args):
 @pytest.fixture(scope="module")
 def key(tmp_path_factory):
     home = str(tmp_path_factory.mktemp("gpg") / "home")
-    os.makedirs(home, mode=0o700)
-    gpg = ["gpg", "--batch", "--homedir", home]
-    subprocess.run([*gpg, "--passphrase", "", "--quick-gen-key", "build test", "rsa2048", "sign", "never"], check=True)
-    listing = subprocess.run([*gpg, "--with-colons", "--list-secret-keys"], capture_output=True, text=True, check=True)
-    listing = listing.stdout
-    yield dict(home=home, fingerprint=next(line.split(":")[9] for line in listing.splitlines() if line[:4] == "fpr:"))
-    subprocess.run(["gpgconf", "--homedir", home, "--kill", "gpg-agent"], capture_output=True, check=False)
+    yield dict(home=home, fingerprint=gpgkey.signing_key(home, "build test"))
+    gpgkey.stop_agent(home)
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The operator's inputs, checked before anything changes: module_utils._preflight.input_problems (types, choices,
+"""The operator's inputs, checked before anything changes: plugin_utils._preflight.input_problems (types, choices,
 misspelt names, each role's own checks) and the roles' ``inputs`` entry points as Ansible runs them.
 
 The playbook tests run ansible-playbook on localhost (no bed): they prove that each role's inputs.yml sees the role's
@@ -14,7 +14,7 @@ import sys
 import pytest
 import yaml
 from ansible_collections.xenserver.openstack.plugins.filter import misc_patches as filters
-from ansible_collections.xenserver.openstack.plugins.module_utils import _preflight
+from ansible_collections.xenserver.openstack.plugins.plugin_utils import _preflight
 
 TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ROOT = os.path.dirname(TESTS)

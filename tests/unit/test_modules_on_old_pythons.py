@@ -18,9 +18,10 @@ import yaml
 from ansible_collections.xenserver.openstack.plugins.module_utils._vhd import inspect_vhd_tgz
 from ansible_collections.xenserver.openstack.plugins.modules import himn_info, xen_host_info, xen_route
 from pythons import OLD_TARGETS, line_for, target_python
-from test_vhd_image import PROPERTIES, disk
+from test_vhd_image import PROPERTIES
 from test_xen_dom0_config import CRON, args_for, dom0  # noqa: F401 (dom0 is a fixture)
 from test_xen_suppack import applied, build, key  # noqa: F401 (key is a fixture)
+from vhdlib import disk
 
 # ansible-playbook's own keys in a task result, beside what the module returned.
 ANSIBLE_KEYS = {"invocation", "_ansible_no_log", "warnings", "deprecations", "diff", "changed", "action"}

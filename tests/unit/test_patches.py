@@ -12,7 +12,7 @@ import pytest
 import yaml
 from ansible.errors import AnsibleFilterError
 from ansible_collections.xenserver.openstack.plugins.filter import misc_patches as filters
-from ansible_collections.xenserver.openstack.plugins.module_utils import _preflight
+from ansible_collections.xenserver.openstack.plugins.plugin_utils import _patches
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ROLE = os.path.join(ROOT, "roles", "misc_patches")
@@ -109,7 +109,7 @@ def test_the_shipped_patch_sets_are_valid_and_their_files_are_unified_diffs_for_
     sets = DEFAULTS["misc_patches_patch_sets"]
     assert {"train", "ussuri"} <= set(sets)
     for release in sets:
-        plan = _preflight.patch_plan(sets, release, [], "/usr/lib/python3/dist-packages")
+        plan = _patches.patch_plan(sets, release, [], "/usr/lib/python3/dist-packages")
         assert plan, release
         for patch in plan:
             path = os.path.join(ROLE, "files", patch["file"])

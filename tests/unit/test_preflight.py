@@ -10,8 +10,8 @@ import pathlib
 import pytest
 import yaml
 from ansible_collections.xenserver.openstack.plugins.filter import misc_patches as filters
-from ansible_collections.xenserver.openstack.plugins.module_utils import _preflight
 from ansible_collections.xenserver.openstack.plugins.modules import xen_host_info
+from ansible_collections.xenserver.openstack.plugins.plugin_utils import _preflight
 from tlscert import certificate
 from xapisim.pytest_plugin import SCENARIO_DIR, scenario_names, scenario_path
 from xapisim.scenario import load_scenario

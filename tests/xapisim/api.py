@@ -125,7 +125,9 @@ class XAPI:
         for n, (name, spec) in enumerate(sc.get("vms", {}).items(), start=1):
             running = spec.get("power_state", "Running") == "Running"
             defaults = {"name_label": name, "power_state": "Running", "domid": str(n) if running else "-1"}
-            resident = refs["hosts"].get(spec.get("resident_on") or (running and master), NULL)
+            # A halted VM has no resident host (xapi's Xapi_vm_lifecycle.force_state_reset sets resident_on to NULL
+            # when a VM goes Halted), whatever a scenario that extends a running one says.
+            resident = refs["hosts"].get(spec.get("resident_on") or master, NULL) if running else NULL
             vm = add("VM", "vms", name, spec, defaults, resident_on=resident)
             for vif in spec.get("vifs", []):
                 net, mac = refs["networks"][vif["network"]], vif.get("MAC") or self._random_mac()

@@ -3,32 +3,24 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Fail-fast checks and the code-patch bookkeeping of the misc_patches role, as pure functions of data.
+"""The fail-fast checks of site.yml (the preflight and the operator's inputs), as pure functions of data.
 
-Private to the collection: other collections must not import it. The role's filter plugin
-(plugins/filter/misc_patches.py) exposes these functions to Jinja; nothing here talks to XAPI or to a node.
-
-Preflight: every check returns a list of problems, each a dict ``{check, message}`` whose message says what is
+Controller-only and private to the collection: other collections must not import it. The misc_patches role's
+filter plugin (plugins/filter/misc_patches.py) exposes these functions to Jinja; nothing here talks to XAPI or
+to a node. Every check returns a list of problems, each a dict ``{check, message}`` whose message says what is
 wrong, on which host, and how to fix it. The caller shows all problems of all checks together.
-
-Patches: a patch set is data (name, file, target directory, strip level, services). Which patches to apply
-is decided from GNU patch dry runs (reverse dry run succeeds: already there; forward dry run succeeds: would
-apply; neither: conflict), and the patches this role applied are recorded in an index so that
-``state: absent`` reverts those, and only those.
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
-
 import difflib
-import posixpath
-import re
 
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible_collections.xenserver.openstack.plugins.module_utils._compat import STRING_TYPES
 from ansible_collections.xenserver.openstack.plugins.module_utils._ipv4 import IPv4Address, IPv4Network
-from ansible_collections.xenserver.openstack.plugins.module_utils._xenapi import missing_himn_vif_message
+from ansible_collections.xenserver.openstack.plugins.module_utils._xenapi import (
+    POOL_UPDATE_PLATFORM,
+    missing_himn_vif_message,
+    version_tuple,
+)
 
 # --- OpenStack options -------------------------------------------------------------------------------------
 
@@ -115,7 +107,7 @@ def option_problems(options):
             )
         ]
     problems = []
-    known = ("hypervisor",) + tuple(FORBIDDEN_OPTIONS) + ALLOWED_OPTIONS
+    known = ("hypervisor", *tuple(FORBIDDEN_OPTIONS), *ALLOWED_OPTIONS)
     for key in sorted(options, key=str):
         if key not in known:
             problems.append(
@@ -171,19 +163,6 @@ def password_problems(password_given):
 
 
 # --- The host, through XAPI (the result of xen_host_info) ----------------------------------------------------
-
-
-# XenServer 7.1 (platform 2.2.0) replaced hotfixes (pool_patch) with updates (pool_update).
-POOL_UPDATE_PLATFORM = (2, 2)
-
-
-def version_tuple(text):
-    """Return C('2.2.0') as (2, 2, 0); parts that are not numbers count as 0."""
-    parts = []
-    for part in str(text).strip().split("."):
-        match = re.match(r"\d+", part)
-        parts.append(int(match.group(0)) if match else 0)
-    return tuple(parts)
 
 
 def _matches_platform(platform_version, entry_version):
@@ -283,7 +262,7 @@ def hotfix_problems(host, hotfixes, updates, table):
     problems = []
     for hotfix in _required_hotfixes(host, table):
         name = hotfix["name"]
-        if any(r["applied"] for n in [name] + list(hotfix.get("superseded_by", [])) for r in known.get(n, [])):
+        if any(r["applied"] for n in [name, *list(hotfix.get("superseded_by", []))] for r in known.get(n, [])):
             continue
         why = " It is needed because %s." % hotfix["reason"].rstrip(".") if hotfix.get("reason") else ""
         if known.get(name):
@@ -377,7 +356,7 @@ def himn_problems(host, vm):
     return []
 
 
-def host_problems(host_info, platforms, hotfix_table, sr_types, check_himn=True, refused_platforms=()):
+def host_problems(host_info, platforms, hotfix_table, sr_types, *, check_himn=True, refused_platforms=()):
     """Run every check of the host on the result of xen_host_info.
 
     Args:
@@ -415,6 +394,7 @@ def host_problems(host_info, platforms, hotfix_table, sr_types, check_himn=True,
 
 def preflight_problems(
     host_info,
+    *,
     options=None,
     password_given=True,
     platforms=(),
@@ -434,7 +414,12 @@ def preflight_problems(
         found += password_problems(password_given)
     found += option_problems(options)
     found += host_problems(
-        host_info, list(platforms), list(hotfix_table), list(sr_types), check_himn, list(refused_platforms)
+        host_info,
+        list(platforms),
+        list(hotfix_table),
+        list(sr_types),
+        check_himn=check_himn,
+        refused_platforms=list(refused_platforms),
     )
     return found
 
@@ -737,205 +722,3 @@ def input_problems(values, role, argument_specs, context=None):
     if role in ROLE_CHECKS:
         found += ROLE_CHECKS[role](values, context)
     return [p if isinstance(p, dict) else _problem("inputs", p) for p in found if p]
-
-
-# --- Patches -----------------------------------------------------------------------------------------------
-
-PATCH_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-
-
-class PatchDataError(ValueError):
-    """The patch data is malformed; the message lists every problem."""
-
-
-def _check_patch(entry, where, site_dir, errors):
-    """Return a patch entry normalised to C({name, file, basedir, strip, services, enabled}), adding to C(errors)."""
-    unknown = sorted(set(entry) - {"name", "file", "dir", "strip", "services", "enabled", "description"})
-    if unknown:
-        errors.append("%s: unknown keys %s" % (where, ", ".join(unknown)))
-    name = str(entry.get("name", ""))
-    if not PATCH_NAME_RE.match(name):
-        errors.append("%s: name must be letters, digits, '.', '_' or '-' (it names the record file)" % where)
-    if not entry.get("file"):
-        errors.append("%s: file is missing" % where)
-    strip = entry.get("strip", 1)
-    if isinstance(strip, bool) or not str(strip).isdigit():
-        errors.append("%s: strip must be a whole number, not %r" % (where, strip))
-        strip = 0
-    services = entry.get("services", [])
-    if not isinstance(services, list) or not all(isinstance(s, STRING_TYPES) and s for s in services):
-        errors.append("%s: services must be a list of service names" % where)
-        services = []
-    try:
-        enabled = boolean(entry.get("enabled", True), strict=True)
-    except TypeError:
-        errors.append("%s: enabled must be true or false" % where)
-        enabled = False
-    directory = str(entry.get("dir") or "")
-    if not posixpath.isabs(directory):
-        if not site_dir:
-            errors.append("%s: dir %r is relative, and the site directory is unknown" % (where, directory))
-        directory = posixpath.normpath(posixpath.join(str(site_dir), directory))
-    return dict(
-        name=name,
-        file=str(entry.get("file", "")),
-        basedir=directory,
-        strip=int(strip),
-        services=services,
-        enabled=enabled,
-    )
-
-
-def patch_plan(patch_sets, release, extra_patches=(), site_dir=""):
-    """Return the patches to manage on a node: the release's set, then the extra patches, normalised.
-
-    Args:
-        patch_sets: dict release -> list of C({name, file, dir, strip, services, enabled, description}).
-        release: the OpenStack release of the node (a key of C(patch_sets); no key means no patches).
-        extra_patches: more entries, applied after the set.
-        site_dir: the directory a relative C(dir) is taken in (where the Python packages live).
-
-    Returns:
-        list: entries C({name, file, basedir, strip, services}) of the enabled patches, in order.
-
-    Raises:
-        PatchDataError: listing every malformed entry.
-    """
-    entries = list((patch_sets or {}).get(release) or []) + list(extra_patches or [])
-    plan, errors, seen = [], [], set()
-    for index, entry in enumerate(entries):
-        if not isinstance(entry, dict):
-            errors.append("patch %d: expected a mapping with name, file, dir, strip, services" % (index + 1))
-            continue
-        where = "patch %d (%s)" % (index + 1, entry.get("name", "no name"))
-        patch = _check_patch(entry, where, site_dir, errors)
-        if patch["name"] in seen:
-            errors.append("%s: the name %s is used twice" % (where, patch["name"]))
-        seen.add(patch["name"])
-        if patch.pop("enabled"):
-            plan.append(patch)
-    if errors:
-        raise PatchDataError("The patch data has problems: " + "; ".join(errors))
-    return plan
-
-
-def patch_actions(plan, dry_runs, records):
-    """Decide what to do with each patch from its dry run and the record of what this role applied.
-
-    Args:
-        plan: the output of patch_plan.
-        dry_runs: the results of ansible.posix.patch run in check mode with C(failed_when: false), one per plan
-            entry, in order: C(changed) means the patch would apply; unchanged means it is already there
-            (its reverse dry run succeeded); a C(msg) means it neither applies nor is there.
-        records: the names of the patches this role applied (their record files exist on the node).
-
-    Returns:
-        list: the plan entries, each with C(action): C(apply), C(keep) (there, applied by this role),
-        C(distribution) (there, not applied by this role) or C(conflict) (with C(error)).
-    """
-    if len(dry_runs) != len(plan):
-        raise PatchDataError("%d dry-run results for %d patches" % (len(dry_runs), len(plan)))
-    actions = []
-    for entry, result in zip(plan, dry_runs):
-        item = dict(entry)
-        if result.get("failed") or result.get("msg"):
-            item["action"] = "conflict"
-            item["error"] = " ".join(str(result.get("msg") or "the dry run failed").split())
-        elif result.get("changed"):
-            item["action"] = "apply"
-        else:
-            item["action"] = "keep" if entry["name"] in records else "distribution"
-        actions.append(item)
-    return actions
-
-
-def conflict_messages(actions, state="present"):
-    """Return one message per patch that can be neither applied (or reverted) nor found so already.
-
-    Args:
-        actions: the output of patch_actions.
-        state: C(present) when applying, C(absent) when reverting.
-    """
-    messages = []
-    for a in actions:
-        if a["action"] != "conflict":
-            continue
-        where = "Patch %s (%s) in %s with -p%d" % (a["name"], a["file"], a["basedir"], a["strip"])
-        if state == "absent":
-            messages.append(
-                "%s cannot be reverted, and is not reverted already: %s. The patched files changed after this role "
-                "applied it (a package upgrade?). Nothing was changed. Fix: reinstall the package to get its "
-                "original code, then delete the record (misc_patches_state_dir)." % (where, a.get("error", ""))
-            )
-        else:
-            messages.append(
-                "%s does not apply, and is not already there: %s. Nothing was changed. Fix: check that the "
-                "installed code is the release the patch set is for (misc_patches_openstack_release), and that an "
-                "older version of the patch is not applied (misc_patches_state: absent reverts the recorded copy)."
-                % (where, a.get("error", ""))
-            )
-    return messages
-
-
-def patch_index(previous, actions, release=""):
-    """Return the record of patches on the node after this run.
-
-    Args:
-        previous: the index read from the node ({} when there was none).
-        actions: the output of patch_actions.
-        release: the OpenStack release the patches were chosen for.
-
-    Returns:
-        dict: name -> C({origin, file, basedir, strip, services, release}); C(origin) is C(role) for patches
-        this role applied (it reverts them with C(state: absent)) and C(distribution) for fixes the installed
-        code already had. Entries of earlier runs that are no longer in the plan are kept.
-    """
-    index = dict(previous or {})
-    for action in actions:
-        if action["action"] == "conflict":
-            continue
-        origin = "distribution" if action["action"] == "distribution" else "role"
-        index[action["name"]] = dict(
-            origin=origin,
-            file=action["file"],
-            basedir=action["basedir"],
-            strip=action["strip"],
-            services=list(action["services"]),
-            release=release,
-        )
-    return index
-
-
-def revert_plan(index, names=None):
-    """Return the recorded patches this role applied, newest last, as plan entries (optionally only C(names))."""
-    plan = []
-    for name in sorted(index or {}):
-        entry = index[name]
-        if entry.get("origin") != "role" or (names and name not in names):
-            continue
-        plan.append(
-            dict(
-                name=name,
-                file=entry.get("file", ""),
-                basedir=entry["basedir"],
-                strip=int(entry.get("strip", 1)),
-                services=list(entry.get("services", [])),
-            )
-        )
-    return plan
-
-
-def services_to_restart(actions_or_results):
-    """Return the services of the patches that changed, each once, in first-seen order.
-
-    Args:
-        actions_or_results: results of a looped patch task (each with C(changed) and C(item)).
-    """
-    services = []
-    for result in actions_or_results:
-        if not result.get("changed"):
-            continue
-        for service in result.get("item", {}).get("services", []):
-            if service not in services:
-                services.append(service)
-    return services
