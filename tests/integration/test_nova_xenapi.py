@@ -213,8 +213,15 @@ def test_the_role_switches_the_driver_last_and_restarts_each_service_once(bed):
         "root_helper_daemon": "xenapi_root_helper",
         "minimize_polling": "False",
     }
-    # eth1 is the compute VM's VIF on the storage network, bridge xenbr1 in Dom0.
-    assert dict(agent["ovs"]) == {"integration_bridge": "br-int", "bridge_mappings": "physnet2:xenbr1"}
+    # eth1 is the compute VM's VIF on the storage network, bridge xenbr1 in Dom0; Dom0's OVSDB over the HIMN, and
+    # the OpenFlow controller on the compute VM's HIMN address (its DHCP lease from Dom0), which Dom0 reaches.
+    assert dict(agent["ovs"]) == {
+        "integration_bridge": "br-int",
+        "bridge_mappings": "physnet2:xenbr1",
+        "ovsdb_connection": "tcp:169.254.0.1:6640",
+        "of_listen_address": "169.254.0.2",
+    }
+    assert dict(agent["securitygroup"]) == {"firewall_driver": "iptables_hybrid"}
     assert agent["xenapi"]["connection_password"] == PASSWORD
 
     ceilometer = ini(bed, "ceilometer/ceilometer.conf")

@@ -65,6 +65,8 @@ NEUTRON_OPTIONS = (
     ("neutron/conf/plugins/ml2/drivers/ovs_conf.py", "ovs_opts", "OVS"),
     ("neutron/conf/plugins/ml2/drivers/ovs_conf.py", "agent_opts", "AGENT"),
     ("neutron/conf/agent/xenapi_conf.py", "XENAPI_OPTS", "xenapi"),
+    ("neutron/conf/agent/ovsdb_api.py", "API_OPTS", "OVS"),
+    ("neutron/conf/agent/securitygroups_rpc.py", "security_group_opts", "SECURITYGROUP"),
 )
 CEILOMETER_OPTIONS = (
     ("ceilometer/compute/virt/inspector.py", "OPTS", "DEFAULT"),
@@ -189,6 +191,7 @@ def role_keys(nova_major, **settings):
         __nova_xenapi_rootwrap=False,
         __nova_xenapi_proxyclient_address="198.18.1.11",
         __nova_xenapi_physnet_bridge="xenbr1",
+        __nova_xenapi_of_listen_address="169.254.0.2",
     )
     variables.update(settings)
     templar = Templar(loader=loader, variables=variables)
@@ -250,6 +253,11 @@ CHECKER = textwrap.dedent(
             sys.modules[package] = module
         for name in job["modules"]:
             importlib.import_module("nova.conf." + name).register_opts(conf)
+    elif job["mode"] == "installed":
+        # The project's own option lists (what oslo-config-generator lists), from the project installed here.
+        for module, function in job["lists"]:
+            for group, opts in getattr(importlib.import_module(module), function)():
+                conf.register_opts(list(opts), group=None if group == "DEFAULT" else group)
     else:
         for path, name, group in job["lists"]:
             opts = literal_opts(os.path.join(job["source"], path), name)
@@ -300,14 +308,16 @@ CHECKER = textwrap.dedent(
 )
 
 
-def check(source, keys, **job):
+def check(source, keys, python=None, **job):
+    """The problems of ``keys`` (oslo.config in a subprocess): by default this Python with the oslo.config of the
+    cache; with ``python``, that interpreter (a real-client venv) and its own oslo.config and projects."""
     job.update(source=source, keys=keys)
     result = subprocess.run(
-        [sys.executable, "-c", CHECKER],
+        [python or sys.executable, "-c", CHECKER],
         input=json.dumps(job),
         capture_output=True,
         text=True,
-        env=dict(os.environ, PYTHONPATH=SITE),
+        env=dict(os.environ, PYTHONPATH="" if python else SITE),
         check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]

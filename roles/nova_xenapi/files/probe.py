@@ -1,10 +1,12 @@
-# Run by the nova_xenapi role with nova's Python (2.7 or 3) as ``python -c <this> <json list of interfaces>``; not a
-# module. Reads in one go what only nova's Python and the VM can tell, and prints it as one JSON object:
+# Run by the nova_xenapi role with nova's Python (2.7 or 3) as ``python -c <this> <json list of interfaces> <Dom0>``;
+# not a module. Reads in one go what only nova's Python and the VM can tell, and prints it as one JSON object:
 #   nova       nova's version, or "" when nova's Python has no nova;
 #   xenapi     whether "import XenAPI" works;
-#   interfaces {name: {mac, ipv4}} of the interfaces asked for ({} for a missing one).
+#   interfaces {name: {mac, ipv4}} of the interfaces asked for ({} for a missing one);
+#   dom0_source the local address the VM reaches Dom0 from (its HIMN address), "" when it has no route to Dom0.
 # The configuration files are read (and written) by the xenserver.openstack.ini_settings module.
 import json
+import socket
 import subprocess
 import sys
 
@@ -50,6 +52,18 @@ def interface(name):
     return {"mac": mac, "ipv4": ipv4[0] if ipv4 else ""}
 
 
+def source_address(host):
+    """The address the kernel picks to reach ``host`` (a UDP socket's connect sends nothing)."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.connect((host, 80))
+        return probe.getsockname()[0]
+    except (socket.error, OSError):  # no route, or a name that does not resolve
+        return ""
+    finally:
+        probe.close()
+
+
 def main():
     interfaces = json.loads(sys.argv[1])
     print(
@@ -58,6 +72,7 @@ def main():
                 "nova": nova_version(),
                 "xenapi": xenapi_imports(),
                 "interfaces": dict((name, interface(name)) for name in interfaces),
+                "dom0_source": source_address(sys.argv[2]),
             }
         )
     )
