@@ -15,7 +15,7 @@ import difflib
 
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible_collections.xenserver.openstack.plugins.module_utils._compat import STRING_TYPES
-from ansible_collections.xenserver.openstack.plugins.module_utils._ipv4 import IPv4Address, IPv4Network
+from ansible_collections.xenserver.openstack.plugins.module_utils._ipv4 import IPv4Network
 from ansible_collections.xenserver.openstack.plugins.module_utils._xenapi import (
     POOL_UPDATE_PLATFORM,
     missing_himn_vif_message,
@@ -441,7 +441,6 @@ INVENTORY_NAMES = dict(
     nova_xenapi_neutron_network_type="openstack_segmentation_type",
     nova_xenapi_neutron_physnet="openstack_tenant_physnet",
     nova_xenapi_neutron_physnet_interface="openstack_tenant_nic",
-    nova_xenapi_neutron_local_ip="openstack_mesh_address",
     nova_xenapi_ceilometer_enabled="openstack_options.ceilometer",
     himn_network_vm_uuid="xenserver_vm_uuid",
     himn_network_port_forwards="openstack_management_interface",
@@ -585,15 +584,12 @@ def _nova_xenapi_problems(values, context):
                     )
                 )
         elif network_type == "tunnel":
-            local_ip = str(values.get("nova_xenapi_neutron_local_ip") or "").strip()
-            try:
-                IPv4Address(local_ip)
-            except ValueError:
-                found.append(
-                    "%s is %s, not an IPv4 address: with tunnel segmentation the neutron agent's local_ip is the "
-                    "compute VM's address on the mesh network. Set openstack_mesh_address to it."
-                    % (_shown("nova_xenapi_neutron_local_ip"), _text(local_ip))
-                )
+            found.append(
+                "%s is tunnel: XenAPI computes in this design are VLAN-only, so VXLAN and GRE tenant networks are "
+                "refused (their endpoint would be Dom0, whose tunnel address and VXLAN/GRE firewall this collection "
+                "does not manage). Use VLAN segmentation: set openstack_segmentation_type to vlan, with "
+                "openstack_tenant_physnet and openstack_tenant_nic." % _shown("nova_xenapi_neutron_network_type")
+            )
     if not str(values.get("nova_xenapi_vnc_proxyclient_address") or "").strip():
         found.append(
             _interface_problem(

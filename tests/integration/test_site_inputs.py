@@ -1,6 +1,7 @@
 """The operator's inputs to playbooks/site.yml on the bed: every bad input named with its fix, all at once, with
-nothing changed; the password from the controller's environment; a role variable of the inventory honoured; every
-boolean given as an -e string; a refused platform refused by the preflight. One bed, runs in file order.
+nothing changed (tunnel networking too, refused with its reason); the password from the controller's environment;
+a role variable of the inventory honoured; every boolean given as an -e string; a refused platform refused by the
+preflight. One bed, runs in file order.
 """
 
 import configparser
@@ -100,6 +101,24 @@ def test_every_bad_input_is_named_with_its_fix_at_once_and_nothing_changes(bed):
         assert words in message, words
     # Stopped in the preflight play before the host was read: nothing of the pair changed.
     assert task_results(report, COMPUTE, "Read the host") == []
+    assert report["stats"][COMPUTE]["changed"] == 0
+    assert differences(before, snapshot(bed, 1)) == {}
+
+
+def test_tunnel_networking_is_refused_with_the_reason_among_the_other_problems_and_nothing_changes(bed):
+    """Fuel's tun (VXLAN) segmentation: XenAPI computes in this design are VLAN-only."""
+    before = snapshot(bed, 1)
+    tunnels = inventory(bed, "tun.yml", openstack_segmentation_type="tun", openstack_public_vip="")
+
+    code, report, output = bed.playbook(SITE, inventory=tunnels)
+
+    assert code != 0
+    assert tracebacks(report, output) == []
+    message = message_of(report, COMPUTE)
+    assert "xenserver.openstack preflight: 2 problem(s) on compute-1; nothing was changed" in message
+    assert "nova_xenapi_neutron_network_type (default from openstack_segmentation_type) is tunnel: XenAPI " in message
+    assert "VLAN-only" in message and "set openstack_segmentation_type to vlan" in message
+    assert "nova_xenapi_public_vip (default from openstack_public_vip) is not set" in message
     assert report["stats"][COMPUTE]["changed"] == 0
     assert differences(before, snapshot(bed, 1)) == {}
 

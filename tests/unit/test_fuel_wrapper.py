@@ -177,7 +177,10 @@ def test_settings_form():
         "settings:additional_components.murano.value == true",
         "settings:additional_components.mongo.value == true",
         "settings:additional_components.ironic.value == true",
+        "networking_parameters:segmentation_type != 'vlan'",
     ]
+    tunnels = attributes["metadata"]["restrictions"][-1]["message"]
+    assert "VLAN-only" in tunnels and "VXLAN, GRE" in tunnels
 
 
 def _strings(value):
@@ -207,7 +210,9 @@ def test_components():
         "additional_service:sahara",
         "additional_service:murano",
         "additional_service:ironic",
+        "network:neutron:ml2:tun",
     }
+    assert "network:neutron:ml2:tun" not in {item["name"] for item in component["compatible"]}
 
 
 def test_tasks_follow_the_original_order():

@@ -141,13 +141,15 @@ def test_every_missing_or_wrong_nova_setting_is_reported_at_once():
     assert len(found) == 5
 
 
-def test_the_vlan_nic_is_required_and_the_tunnel_address_must_be_an_address():
+def test_the_vlan_nic_is_required_and_tunnels_are_refused_with_the_reason():
     text = " ".join(messages(problems("nova_xenapi", dict(NOVA_GOOD, nova_xenapi_neutron_physnet_interface=""))))
     assert "is not set: with VLAN segmentation" in text and "Set openstack_tenant_nic" in text
-    tunnel = dict(NOVA_GOOD, nova_xenapi_neutron_network_type="tunnel", nova_xenapi_neutron_local_ip="10.0.0")
+    tunnel = dict(NOVA_GOOD, nova_xenapi_neutron_network_type="tunnel")
     text = " ".join(messages(problems("nova_xenapi", tunnel)))
-    assert "nova_xenapi_neutron_local_ip (default from openstack_mesh_address) is '10.0.0', not an IPv4" in text
-    assert problems("nova_xenapi", dict(tunnel, nova_xenapi_neutron_local_ip="10.0.0.5")) == []
+    assert "nova_xenapi_neutron_network_type (default from openstack_segmentation_type) is tunnel:" in text
+    assert "XenAPI computes in this design are VLAN-only" in text and "set openstack_segmentation_type to vlan" in text
+    # Listed with the other problems, all at once.
+    assert len(problems("nova_xenapi", dict(tunnel, nova_xenapi_public_vip=""))) == 2
     # Without neutron neither is needed; an unknown segmentation type is refused by its choices.
     assert (
         problems(

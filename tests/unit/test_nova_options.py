@@ -186,7 +186,6 @@ def role_keys(nova_major, **settings):
     variables.update(
         xenserver_password="not-a-real-password",
         nova_xenapi_public_vip="192.0.2.5",
-        nova_xenapi_neutron_local_ip="192.0.2.20",
         __nova_xenapi_nova_major=nova_major,
         __nova_xenapi_rootwrap=False,
         __nova_xenapi_proxyclient_address="198.18.1.11",
@@ -353,7 +352,6 @@ def test_nova_values_that_name_code_name_code_of_that_release(releases, major):
 NEUTRON_SETTINGS = {
     "vlan-rootwrap": dict(nova_xenapi_neutron_network_type="vlan", __nova_xenapi_rootwrap=True),
     "vlan-daemon": dict(nova_xenapi_neutron_network_type="vlan", __nova_xenapi_rootwrap=False),
-    "tunnel-daemon": dict(nova_xenapi_neutron_network_type="tunnel", __nova_xenapi_rootwrap=False),
 }
 
 
