@@ -10,7 +10,8 @@ ROOT=$PWD
 VENV=$ROOT/.venv
 COLLECTIONS=$ROOT/.build/collections
 APT_PACKAGES=(iproute2 iptables dnsmasq-base busybox isc-dhcp-client procps rpm qemu-utils
-  rpm2cpio cpio createrepo-c xorriso genisoimage gnupg openssl patch pciutils)
+  rpm2cpio cpio createrepo-c xorriso genisoimage gnupg openssl patch pciutils
+  openvswitch-switch) # the bed's Dom0 Open vSwitch (ovsdb-server, ovs-vswitchd in user space, ovs-vsctl)
 
 log() { printf '[setup] %s\n' "$*"; }
 

@@ -44,6 +44,7 @@ COMPUTE_HIMN_IP = "169.254.0.2"
 REALCLIENTS = REPO / ".build" / "realclients"  # nova's real venvs (scripts/setup-realclients.sh)
 SIM_URL = "http://" + DOM0_HIMN_IP
 MAX_PAIRS = 244  # compute-i has 198.18.x.(10 + i)
+OVS_SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"  # Debian's openvswitch-common
 
 # The /etc entries each kind of host has for itself (see "The /etc rule" in README.md).
 ETC_ENTRIES = {
@@ -200,6 +201,8 @@ class Pair:
         self.dom0_ns, self.compute_ns = PREFIX + self.dom0, PREFIX + self.compute
         self.dom0_dir, self.compute_dir = state_dir / self.dom0, state_dir / self.compute
         self.vm_uuid = str(uuid.uuid5(uuid.NAMESPACE_URL, "xenserver.openstack/bed/" + self.compute))
+        # Dom0's /var/run/openvswitch (Open vSwitch's run directory, db.sock) as the machine sees it
+        self.ovs_run_dir = self.dom0_dir / "root" / "var" / "run" / "openvswitch"
 
     def mac(self, nic: str) -> str:
         """The compute VM's MAC for ethN: locally administered 02:58:53 ("XS"), N, then the pair index."""
@@ -470,6 +473,59 @@ def spawn(state: State, label: str, ns: str, argv: list[str], *, log: Path, env:
     state.record_process(label, process.pid)
 
 
+def ovs_vsctl(pair: Pair, *args: str) -> subprocess.CompletedProcess:
+    return run("ovs-vsctl", "--db=unix:%s" % (pair.ovs_run_dir / "db.sock"), "--timeout=%d" % HEALTH_TIMEOUT, *args)
+
+
+def start_ovs(state: State, pair: Pair, scenario: dict) -> None:
+    """Dom0's Open vSwitch: a real ovsdb-server (Debian's openvswitch-switch) with its own database, listening in
+    Dom0's run directory (the simulator mounts it on /var/run/openvswitch for the plugins) and, as on a XenServer
+    host, on the managers its Open_vSwitch row names (neutron's agent adds ptcp:6640 there itself); and ovs-vswitchd
+    in user space with dummy datapaths and ports (no kernel module, no device in the namespace), so a bridge or a
+    port is configured as xapi's or neutron's would be. The bridges are those of the scenario's networks (xenbr0,
+    xenbr1 and the HIMN's xenapi), as xapi makes them."""
+    run_dir, db = pair.ovs_run_dir, pair.dom0_dir / "ovs" / "conf.db"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not db.exists():
+        db.parent.mkdir(parents=True, exist_ok=True)
+        run("ovsdb-tool", "create", str(db), OVS_SCHEMA)
+    spawn(
+        state,
+        "ovsdb-server-%d" % pair.index,
+        pair.dom0_ns,
+        [
+            "ovsdb-server",
+            str(db),
+            "--remote=punix:%s" % (run_dir / "db.sock"),
+            "--remote=db:Open_vSwitch,Open_vSwitch,manager_options",
+            "--unixctl=%s" % (run_dir / "ovsdb-server.ctl"),
+        ],
+        log=pair.dom0_dir / "ovsdb-server.log",
+    )
+    deadline = time.monotonic() + HEALTH_TIMEOUT
+    while not (run_dir / "db.sock").exists():
+        if not state.process_alive("ovsdb-server-%d" % pair.index) or time.monotonic() > deadline:
+            raise BedError(
+                "ovsdb-server in %s did not start; %s" % (pair.dom0_ns, tail(pair.dom0_dir / "ovsdb-server.log"))
+            )
+        time.sleep(0.05)
+    ovs_vsctl(pair, "--no-wait", "init")
+    spawn(
+        state,
+        "ovs-vswitchd-%d" % pair.index,
+        pair.dom0_ns,
+        [
+            "ovs-vswitchd",
+            "unix:%s" % (run_dir / "db.sock"),
+            "--enable-dummy=override",
+            "--unixctl=%s" % (run_dir / "ovs-vswitchd.ctl"),
+        ],
+        log=pair.dom0_dir / "ovs-vswitchd.log",
+    )
+    bridges = sorted({network["bridge"] for network in scenario["networks"].values()})
+    ovs_vsctl(pair, *[word for name in bridges for word in ("--", "--may-exist", "add-br", name)])
+
+
 def start_dhcp(state: State, pair: Pair, scenario: dict) -> None:
     """dnsmasq as xapi's DHCP server on the HIMN, with the compute VM's reservation from the scenario."""
     vif = himn_vif(scenario)
@@ -724,6 +780,7 @@ def up(args: argparse.Namespace) -> int:
     for pair in pairs:
         (pair.dom0_dir / "scenario.yml").write_text(yaml.safe_dump(scenarios[pair.index], sort_keys=False))
         start_dhcp(state, pair, scenarios[pair.index])
+        start_ovs(state, pair, scenarios[pair.index])
         start_simulator(state, pair, args.python)
     deadline = time.monotonic() + HEALTH_TIMEOUT
     for pair in pairs:

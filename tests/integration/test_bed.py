@@ -47,7 +47,10 @@ def probe(session, args):
         f.write(args["mark"])
     tools = subprocess.check_output(["sh", "-c", "command -v service; command -v xe"]).decode().split()
     sr = subprocess.check_output(["xe", "pool-list", "params=default-SR", "minimal=true"]).decode().strip()
-    return json.dumps({"xcp": os.listdir("/var/lib/xcp"), "sr": sr, "tools": tools, "python": sys.version[:3]})
+    bridges = subprocess.check_output(["ovs-vsctl", "list-br"]).decode().split()
+    return json.dumps(
+        {"xcp": os.listdir("/var/lib/xcp"), "sr": sr, "tools": tools, "python": sys.version[:3], "bridges": bridges}
+    )
 
 
 if __name__ == "__main__":
@@ -212,7 +215,10 @@ class TestTwoPairs:
 
     def test_dom0_plugins_run_in_their_own_dom0(self, state_dir: Path, inventory: dict) -> None:
         """The Dom0 file system rule: each Dom0's plugins see its own /usr/etc, /var/lib/xcp (xapi's socket, which
-        xe uses) ..., and its stand-ins first on PATH; the machine's directories are left alone."""
+        xe uses), /var/run/openvswitch (its own ovsdb-server, with xapi's bridges) ..., and its stand-ins first on
+        PATH; the machine's directories are left alone."""
+        other = "unix:%s" % (state_dir / "dom0-2" / "root" / "var" / "run" / "openvswitch" / "db.sock")
+        subprocess.run(["ovs-vsctl", "--db=" + other, "add-br", "only-in-dom0-2"], check=True, timeout=30)
         for dom0 in ("dom0-1", "dom0-2"):
             plugin = state_dir / dom0 / "root" / "etc" / "xapi.d" / "plugins" / "bed-probe"
             plugin.write_text(PROBE_PLUGIN)
@@ -230,6 +236,7 @@ class TestTwoPairs:
                 str(REPO / "tests" / "xapisim" / "dom0bin" / "xe"),
             ],
             "python": "2.7",
+            "bridges": ["xenapi", "xenbr0", "xenbr1"],
         }
         assert (state_dir / "dom0-1" / "root" / "usr" / "etc" / "bed-probe").read_text() == "one"
         assert not (state_dir / "dom0-2" / "root" / "usr" / "etc" / "bed-probe").exists()
@@ -265,7 +272,7 @@ def test_down_removes_everything(tmp_path: Path, machine_before: dict) -> None:
     try:
         bed("up", "--pairs", "2", state_dir=tmp_path)
         pids = recorded_pids(tmp_path)
-        assert len(pids) == 4
+        assert len(pids) == 8  # per pair: dnsmasq, the simulator, ovsdb-server, ovs-vswitchd
     finally:
         bed("down", state_dir=tmp_path)
     assert_clean(tmp_path, machine_before, pids)

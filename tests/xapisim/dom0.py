@@ -71,6 +71,9 @@ MOUNTS = (
     "/images",
     "/var/log/xen",  # guest consoles
     "/boot/guest",  # kernels and ramdisks
+    # Open vSwitch's run directory (ovs-vsctl's default db.sock), where the bed's Dom0 ovsdb-server listens: the
+    # commands neutron's netwrap plugin runs reach their own Dom0's OVSDB
+    "/var/run/openvswitch",
 )
 SAFETY_LIMIT = 600
 _PYTHON = re.compile(r"^python(\d(\.\d+)?)?$")
