@@ -125,7 +125,8 @@ options:
         conntrackd is restarted only when its configuration changed (or a restart after an earlier change failed).
       - Skipped on hosts older than platform version 2.1.0 (XenServer 6.5), which have no conntrack; the result's
         RV(not_run) says so.
-      - Fails when conntrack-tools is not installed in Dom0.
+      - Skipped, with the reason in RV(not_run), when conntrack-tools is not installed in Dom0 (no
+        C(/etc/conntrackd/conntrackd.conf)): nothing is written and nothing restarted.
     type: dict
     suboptions:
       hash_size:
@@ -312,6 +313,9 @@ class XenDom0ConfigModule(XenAPIModule):
             answers = answers["results"]
         diffs = []
         for (name, _function, _params), answer in zip(planned, answers):
+            if answer.get("skipped"):  # the plugin found nothing to act on in Dom0, and says why
+                self.result["not_run"][name] = answer["skipped"]
+                continue
             self.result["changed"] = self.result["changed"] or bool(answer.get("changed"))
             if name == "restart_services":
                 self.result["operations"].setdefault(name, []).append(answer)

@@ -185,11 +185,23 @@ def test_a_failed_conntrackd_restart_is_retried_on_the_next_run(dom0, run_module
     assert run_module(xen_dom0_config, args_for(sim, **options))["changed"] is False
 
 
-def test_conntrackd_needs_conntrack_tools_in_dom0(dom0, run_module):
-    sim, _root, log = dom0()
-    result = run_module(xen_dom0_config, args_for(sim, conntrackd=CONNTRACKD))
-    assert result["failed"] and "conntrackd is not installed in Dom0" in result["msg"]
+def test_conntrackd_is_skipped_with_the_reason_where_dom0_has_no_conntrack_tools(dom0, run_module):
+    """No conntrackd.conf (the file conntrack-tools installs): nothing written, nothing restarted, the reason said;
+    the other operations of the same run still run."""
+    sim, root, log = dom0()
+    options = dict(conntrackd=CONNTRACKD, console_log_rotation=dict())
+    for check_mode in (True, False):
+        result = run_module(xen_dom0_config, args_for(sim, **options), check_mode=check_mode)
+        assert not result.get("failed"), result
+        assert result["not_run"] == {
+            "conntrackd": "conntrack-tools is not installed in Dom0 (no /etc/conntrackd/conntrackd.conf): conntrackd "
+            "is left alone. To have it configured, install conntrack-tools in Dom0 (yum install conntrack-tools) and "
+            "run again"
+        }
+        assert "conntrackd" not in result["operations"] and "console_log_rotation" in result["operations"]
     assert restarts(log) == []
+    assert os.listdir(root / "etc" / "conntrackd") == []
+    assert not (root / "etc" / "logrotate.d" / "conntrackd").exists()
 
 
 def test_conntrackd_is_skipped_on_xenserver_6_5(dom0, run_module):
