@@ -1,8 +1,9 @@
 """nova's own XenAPI driver starts against the Dom0 that the default playbooks/site.yml prepared.
 
-One bed of six hosts: XCP-ng 8.2.1, Citrix Hypervisor 8.2 and XCP-ng 8.3, each with a compute VM running nova 20.6.1
-on Python 2.7 (Train) and one running nova 21.2.4 on Python 3.8 (Ussuri), with os-xenapi 0.3.4, each from PyPI at
-OpenStack's pins (scripts/setup-realclients.sh). The simulator runs the Dom0 plugins the pack installed with the
+One bed of six hosts (realbed.py; conftest.py makes it once for the real-client layer): XCP-ng 8.2.1, Citrix
+Hypervisor 8.2 and XCP-ng 8.3, each with a compute VM running nova 20.6.1 on Python 2.7 (Train) and one running nova
+21.2.4 on Python 3.8 (Ussuri), with os-xenapi 0.3.4, each from PyPI at OpenStack's pins
+(scripts/setup-realclients.sh). The simulator runs the Dom0 plugins the pack installed with the
 Python each platform's xapi would (2.7), with Dom0's XenAPI, XenAPIPlugin and six, and an `xe` of its own.
 
 First, on one compute, what an operator without nova's plugins gets: nova_xenapi stops before the driver switch,
@@ -14,73 +15,17 @@ before it serves (tests/realclients/nova_start.py). (That a second site.yml chan
 
 import json
 import os
-import subprocess
 
 import pytest
 import yaml
-from bedlib import ROOT, Bed, failures, ns
+from bedlib import ROOT, failures
+from realbed import HOSTS, compute_vars, run_in_compute
 
 pytestmark = pytest.mark.root
 
-SITE = os.path.join(ROOT, "playbooks", "site.yml")
 NOVA_START = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nova_start.py")
 START_CHECK = os.path.join(ROOT, "roles", "nova_xenapi", "files", "start_check.py")
-SCENARIOS = ["xcpng-8.2.1", "citrix-8.2", "xcpng-8.3"]
-# compute-(2i+1): nova 20 on Python 2.7 and compute-(2i+2): nova 21 on Python 3.8, on the i-th platform
-HOSTS = {
-    "compute-%d" % (2 * i + n + 1): (scenario, venv)
-    for i, scenario in enumerate(SCENARIOS)
-    for n, venv in enumerate(["train-py2.7", "ussuri-py3.8"])
-}
 PRODUCT = {"xcpng-8.2.1": [8, 2, 1], "citrix-8.2": [8, 2, 0], "xcpng-8.3": [8, 3, 0]}
-
-
-@pytest.fixture(scope="module")
-def bed(realclients, tmp_path_factory):
-    state = str(tmp_path_factory.mktemp("realnova") / "bed")
-    scenarios = ",".join(scenario for scenario, _venv in HOSTS.values())
-    novas = ",".join(venv for _scenario, venv in HOSTS.values())
-    bed = Bed(state, "--pairs", str(len(HOSTS)), "--scenario", scenarios, "--nova", novas)
-    try:
-        yield bed
-    finally:
-        bed.down()
-
-
-def compute_vars(bed, host):
-    with open(bed.inventory) as handle:
-        return yaml.safe_load(handle)["all"]["children"]["compute"]["hosts"][host]
-
-
-def nova_file(bed, host):
-    return os.path.join(bed.root(host), "etc", "nova", "nova-compute.conf")
-
-
-def run_in_compute(bed, host, python, script, *args, stdin=None):
-    """Run a Python script of the tests with ``python`` in the compute VM's namespace, its guest tools on PATH."""
-    tools = os.path.dirname(compute_vars(bed, host)["bed_xenstore_read"])
-    env = dict(os.environ, PATH=tools + os.pathsep + os.environ["PATH"])
-    proc = subprocess.run(
-        ["ip", "netns", "exec", ns(host), python, script, *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
-    assert proc.stdout.strip(), proc.stderr[-3000:]
-    return json.loads(proc.stdout)
-
-
-@pytest.fixture(scope="module")
-def converged(bed):
-    """Without nova's plugins, then with plugins too old, then the default site.yml on every host."""
-    refusal = ("--limit", "compute-2", "--tags", "preflight,pack,nova")  # the pack, the patches, nova_xenapi
-    missing = bed.playbook(SITE, *refusal, "-e", "dom0_suppack_plugin_set=none")
-    old = bed.playbook(SITE, *refusal, "-e", "dom0_suppack_plugin_set=os-xenapi-0.1.1")
-    after_refusals = os.path.exists(nova_file(bed, "compute-2"))
-    first = bed.playbook(SITE)
-    return dict(missing=missing, old=old, nova_written_before=after_refusals, first=first)
 
 
 def test_nova_xenapi_stops_before_the_switch_without_nova_s_plugins(converged):
