@@ -47,12 +47,17 @@ def explain(host, answer):
     return "%s: %s at %s\n%s" % (where, answer.get("error"), answer.get("step"), answer.get("traceback"))
 
 
+def agent_done(bed, converged, host, step):
+    """What a step of neutron_agent.py did, after the default site.yml converged; it must have succeeded."""
+    assert converged["first"][0] == 0
+    answer = agent(bed, host, step)
+    assert answer["ok"], explain(host, answer)
+    return answer["done"]
+
+
 @pytest.mark.parametrize("host", TESTED)
 def test_neutron_s_root_helper_runs_ovs_vsctl_in_dom0_through_netwrap(bed, converged, host):
-    assert converged["first"][0] == 0
-    answer = agent(bed, host, "root_helper")
-    assert answer["ok"], explain(host, answer)
-    done = answer["done"]
+    done = agent_done(bed, converged, host, "root_helper")
     assert done["daemon"] == "xenapi_root_helper"
     assert done["bridges"] == ["xenapi", "xenbr0", "xenbr1"]  # Dom0's own bridges, as xapi made them
     assert done["bridge"] == "xenbr1"  # the physnet NIC eth1 is the VIF on the storage network, bridge xenbr1
@@ -62,10 +67,7 @@ def test_neutron_s_root_helper_runs_ovs_vsctl_in_dom0_through_netwrap(bed, conve
 
 @pytest.mark.parametrize("host", TESTED)
 def test_neutron_s_ovsdb_library_creates_br_int_in_dom0_over_the_himn(bed, converged, host):
-    assert converged["first"][0] == 0
-    answer = agent(bed, host, "ovsdb")
-    assert answer["ok"], explain(host, answer)
-    done = answer["done"]
+    done = agent_done(bed, converged, host, "ovsdb")
     assert done["connection"] == "tcp:169.254.0.1:6640"
     assert done["created"] and done["bridges"] == ["br-int", "xenapi", "xenbr0", "xenbr1"]
     assert done["fail_mode"] == "secure" and done["deleted"]
