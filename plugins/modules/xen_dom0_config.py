@@ -126,7 +126,7 @@ options:
       - Skipped on hosts older than platform version 2.1.0 (XenServer 6.5), which have no conntrack; the result's
         RV(not_run) says so.
       - Skipped, with the reason in RV(not_run), when conntrack-tools is not installed in Dom0 (no
-        C(/etc/conntrackd/conntrackd.conf)): nothing is written and nothing restarted.
+        C(/etc/conntrackd/conntrackd.conf)); then nothing is written and nothing restarted.
     type: dict
     suboptions:
       hash_size:
