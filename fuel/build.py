@@ -5,9 +5,10 @@
 
 The folder NAME-X.Y/ is both what fuel-plugin-builder takes as source (`fpb --check`, `fpb --build`) and what the
 RPM installs on the Fuel master, in /var/www/nailgun/plugins/: metadata.yaml, environment_config.yaml,
-components.yaml, deployment_tasks.yaml, an empty repositories/ubuntu/, and deployment_scripts/ with the wrapper
-and the collection as ansible-galaxy builds it, in ansible_collections/xenserver/openstack/. Fuel copies
-deployment_scripts/ to /etc/fuel/plugins/NAME-X.Y/ on every node and runs the tasks there.
+components.yaml, deployment_tasks.yaml (no task: nothing runs on the nodes), an empty deployment_scripts/ and
+repositories/ubuntu/, and controller/ for the machine that runs Ansible: the collection as `ansible-galaxy
+collection build` makes it, and that machine's ansible.cfg, inventory configuration fuel.yml and requirements.txt.
+The master serves the folder at http://MASTER:8080/plugins/NAME-X.Y/, so the controller can install from there.
 
 Run it from a checkout, with ansible-galaxy on PATH (or beside this Python): python fuel/build.py [--rpm]
 """
@@ -19,7 +20,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
 
 import yaml
@@ -27,7 +27,8 @@ import yaml
 FUEL = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(FUEL)
 PLUGIN_FILES = ("metadata.yaml", "environment_config.yaml", "components.yaml", "deployment_tasks.yaml")
-COLLECTION_PATH = os.path.join("deployment_scripts", "ansible_collections", "xenserver", "openstack")
+# What the plugin gives the machine that runs Ansible, besides the collection's tarball.
+CONTROLLER_FILES = ("ansible.cfg", "fuel.yml", "requirements.txt")
 RPM_SPEC = """\
 Name: %(package)s
 Version: %(version)s
@@ -93,25 +94,27 @@ def _run(command, **kwargs):
     return result
 
 
-def add_collection(folder, work):
-    """Build the collection with ansible-galaxy and unpack it where the wrapper finds it."""
-    _run([_tool("ansible-galaxy"), "collection", "build", ROOT, "--output-path", work, "--force"])
-    (artifact,) = [name for name in os.listdir(work) if name.endswith(".tar.gz")]
-    with tarfile.open(os.path.join(work, artifact)) as archive:
-        archive.extractall(os.path.join(folder, COLLECTION_PATH), filter="data")
+def add_controller_files(folder):
+    """Build the collection with ansible-galaxy into controller/, beside the controller's inventory and requirements."""
+    controller = os.path.join(folder, "controller")
+    os.makedirs(controller)
+    _run([_tool("ansible-galaxy"), "collection", "build", ROOT, "--output-path", controller, "--force"])
+    for name in CONTROLLER_FILES:
+        shutil.copy(os.path.join(FUEL, "controller", name), controller)
 
 
 def build_folder(metadata, output):
     """Write the plugin folder in C(output) and return its path."""
     folder = os.path.join(output, package_name(metadata))
     shutil.rmtree(folder, ignore_errors=True)
-    shutil.copytree(os.path.join(FUEL, "deployment_scripts"), os.path.join(folder, "deployment_scripts"))
+    os.makedirs(folder)
     for name in PLUGIN_FILES:
         shutil.copy(os.path.join(FUEL, name), folder)
     for release in metadata["releases"]:
-        os.makedirs(os.path.join(folder, release["repository_path"]), exist_ok=True)
-    with tempfile.TemporaryDirectory() as work:
-        add_collection(folder, work)
+        # Fuel copies deployment_scripts/ to the nodes and serves the repository to them: both stay empty.
+        for path in (release["deployment_scripts_path"], release["repository_path"]):
+            os.makedirs(os.path.join(folder, path), exist_ok=True)
+    add_controller_files(folder)
     return folder
 
 

@@ -12,10 +12,9 @@ version_added: 0.1.0
 description:
   - Reads the deployment data Fuel 8.0 and 9.x give each node (C(astute.yaml)), and builds groups by Fuel role and
     the host and group variables that C(playbooks/site.yml) and the roles of this collection use.
-  - "The data comes from one of: the node's own C(/etc/astute.yaml) (the default, used by the collection's Fuel plugin
-    wrapper on each node); files or directories of astute.yaml files (for example the output of
-    C(fuel deployment --env ID --default --dir DIR)); or the Fuel master's Nailgun REST API, which gives the data of
-    the environment's last successful deployment (Fuel 9.x)."
+  - "The data comes from one of: the node's own C(/etc/astute.yaml) (the default); files or directories of
+    astute.yaml files (for example the output of C(fuel deployment --env ID --default --dir DIR)); or the Fuel
+    master's Nailgun REST API, which gives the data of the environment's last successful deployment (Fuel 9.x)."
   - "The configuration file must be named C(fuel.yml), C(fuel_inventory.yml), or end in C(.fuel.yml) (or C(.yaml)),
     and hold C(plugin: xenserver.openstack.fuel)."
   - "Groups: one per Fuel role, with C(-) replaced by C(_). A primary role is in its own group and in the group of the
@@ -26,14 +25,16 @@ description:
     three for C(storage) and, with tun or gre segmentation, C(mesh), from the network_scheme endpoints that carry
     those network roles; with VLAN segmentation C(openstack_tenant_nic), the NIC on the bridge that C(br-prv) is
     patched to (C(br-aux), or C(br-ex) / C(br-fw-admin) when the private network shares their NIC)."
-  - "Variables of group C(all) (the same on every node): C(fuel_cluster_id), C(fuel_version),
+  - "Variables of group C(all) (the same on every node): C(ansible_python_interpreter) (V(/usr/bin/python2.7): the
+    nodes run Ubuntu 14.04, whose Python 3.4 ansible-core does not manage), C(fuel_cluster_id), C(fuel_version),
     C(fuel_openstack_version), C(openstack_public_vip), C(openstack_public_ssl) (TLS on the public endpoints),
     C(openstack_segmentation_type) (C(vlan), C(tun) or C(gre)), C(openstack_tenant_physnet) (VLAN only: the physnet on
     C(br-prv)), and C(openstack_options), the environment's choices that the collection's preflight checks:
     C(hypervisor) (C(vcenter) when vCenter is used, C(kvm) for libvirt with KVM, otherwise C(xenserver): Fuel deploys
     XenServer's compute VMs as QEMU computes), and the booleans C(volumes_ceph), C(ephemeral_ceph), C(images_ceph),
     C(objects_ceph), C(sahara), C(murano), C(mongo) (an external MongoDB), C(ironic) and C(ceilometer)."
-  - "Variables of group C(compute), from the settings of the XenServer Fuel plugin (see O(plugin_names)):
+  - "Variables of group C(compute): C(nova_xenapi_python) (V(/usr/bin/python2.7), the Python of Liberty's and
+    Mitaka's nova); from the settings of the XenServer Fuel plugin (see O(plugin_names)):
     C(xenserver_url) (V(http://169.254.0.1), Dom0 over the HIMN), C(xenserver_username), C(dom0_suppack_install)
     (the form's C(Install Nova Plugins) switch), and with O(include_secrets) C(xenserver_password). Without the
     plugin's settings they are not set, and C(group_vars/compute.yml) must give them."
@@ -185,6 +186,7 @@ from ansible.utils.vars import combine_vars
 from ansible_collections.xenserver.openstack.plugins.plugin_utils._fuel import (
     DEFAULT_ASTUTE,
     FuelDataError,
+    compute_vars,
     deployment_info_nodes,
     one_environment,
     parse_node,
@@ -259,7 +261,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
             secrets = self.get_option("include_secrets")
             for variable, value in nodes[0].cluster_vars.items():
                 self.inventory.set_variable("all", variable, value)
-            for group, variables in (("compute", nodes[0].xenserver_vars), ("controller", nodes[0].controller_vars)):
+            compute = dict(compute_vars(nodes[0].cluster_vars), **nodes[0].xenserver_vars)
+            for group, variables in (("compute", compute), ("controller", nodes[0].controller_vars)):
                 for variable, value in (variables if secrets else without_secrets(variables)).items():
                     self.inventory.set_variable(group, variable, value)
         for node in nodes:

@@ -26,6 +26,10 @@ except ImportError:
     from yaml import SafeLoader
 
 HIMN_XAPI_URL = "http://169.254.0.1"
+# Every node that Fuel 8.0 and 9.x deploy runs Ubuntu 14.04: Python 2.7 is /usr/bin/python2.7, and its Python 3 is
+# 3.4, which ansible-core 2.16 (the last line that manages Python 2.7) does not manage, but would find first. Nova
+# (Liberty, Mitaka) runs on that Python 2.7 too.
+NODE_PYTHON = "/usr/bin/python2.7"
 # Fuel's region when the data names none.
 DEFAULT_REGION = "RegionOne"
 # Variables whose values are never shown in a message.
@@ -373,6 +377,7 @@ def _cluster_vars(astute):
             "is missing with %s segmentation (it is the tunnel network)" % (segmentation),
         )
     variables = dict(
+        ansible_python_interpreter=NODE_PYTHON,
         fuel_cluster_id=astute.get(["deployment_id"], int),
         fuel_version=str(astute.get(["fuel_version"], (str, float))),
         fuel_openstack_version=astute.get(["openstack_version"], str),
@@ -384,6 +389,12 @@ def _cluster_vars(astute):
     for option, path in OPTIONS:
         variables["openstack_options"][option] = astute.get(list(path), bool)
     return variables
+
+
+def compute_vars(cluster_vars):
+    """Return the variables of group compute that follow from the release: the Python nova runs with."""
+    del cluster_vars  # every release Fuel 8.0 and 9.x deploy is on Ubuntu 14.04
+    return dict(nova_xenapi_python=NODE_PYTHON)
 
 
 def _hypervisor(astute):

@@ -12,20 +12,14 @@ admin's connection) is not in them, so the run works only if the inventory gives
 
 The controller runs a real Glance (tests/glancebed) in its namespace. Glance has no Keystone here: the controller's
 host_vars replace the Keystone connection the inventory made (openstack_cloud) by Glance's endpoint.
-
-Then a task of the Fuel plugin wrapper runs as Fuel runs it: in the compute VM (its namespace), in the plugin folder
-that `fuel/build.py` makes, with the node's astute.yaml, a minimal environment and the local connection.
 """
 
 import configparser
 import copy
 import json
 import os
-import re
 import subprocess
-import sys
 
-import pluginsets
 import pytest
 import yaml
 from bedlib import ROOT, TESTS, Bed, ansible_env, ns, task_results
@@ -250,44 +244,3 @@ def test_site_yml_with_the_fuel_inventory_runs_the_whole_flow(fuel_bed, fuel_inv
     image = bed.glance.images(bed)["TestVM"]
     assert (image["disk_format"], image["container_format"]) == ("vhd", "ovf")
     assert image["vm_mode"] == "hvm"  # XCP-ng 8.3 hosts (platform 3.4), from the preflight's host facts
-
-
-def test_a_fuel_task_runs_on_its_node_only(fuel_inventory, tmp_path):
-    """`./run-playbook.sh compute` in the plugin folder on compute-1, as Fuel runs it after the deployment."""
-    _config, astute, bed_inventory = fuel_inventory
-    built = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "fuel", "build.py"), "--output", str(tmp_path / "plugin")],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    folder = os.path.join(built.stdout.split()[0], "deployment_scripts")
-    bed_overrides(bed_inventory, folder, keep_connection=False, hosts={"compute-1"})
-    # A node has no way to PyPI: nova's plugin set comes from an offline directory of the archives.
-    pluginsets.archive()
-    node_vars = os.path.join(folder, "host_vars", "compute-1.yml")
-    dump(node_vars, dict(load(node_vars), dom0_suppack_plugin_archives=pluginsets.ARCHIVES))
-    # Ansible's other collections where a node's root has them.
-    home = tmp_path / "home"
-    (home / ".ansible" / "collections").mkdir(parents=True)
-    (home / ".ansible" / "collections" / "ansible_collections").symlink_to(
-        os.path.join(ROOT, ".build", "collections", "ansible_collections")
-    )
-    env = {
-        "PATH": "%s:/usr/sbin:/usr/bin:/sbin:/bin" % os.path.dirname(sys.executable),
-        "HOME": str(home),
-        "FUEL_ASTUTE_YAML": astute["compute-1"],
-    }
-    run = subprocess.run(
-        ["ip", "netns", "exec", ns("compute-1"), "/bin/bash", "-c", "cd %s && ./run-playbook.sh compute" % folder],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    output = run.stdout + run.stderr
-    assert run.returncode == 0, output[-4000:]
-    recap = output[output.rindex("PLAY RECAP") :]
-    assert re.findall(r"^(\S+)\s+:", recap, re.M) == ["compute-1"]
-    # After site.yml, the node's part is done: nothing to change.
-    assert re.search(r"^compute-1\s+: ok=\d+\s+changed=0\s+unreachable=0\s+failed=0", recap, re.M), recap

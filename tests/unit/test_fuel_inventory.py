@@ -92,6 +92,8 @@ def expected_cluster(folder):
     storage = data["storage"]
     hypervisor = "vcenter" if data["use_vcenter"] else {"kvm": "kvm", "qemu": "xenserver"}[data["libvirt_type"]]
     variables = dict(
+        # Ubuntu 14.04's Python 2.7: its Python 3.4 is one ansible-core 2.16 does not manage.
+        ansible_python_interpreter="/usr/bin/python2.7",
         fuel_cluster_id=data["deployment_id"],
         fuel_version=data["fuel_version"],
         fuel_openstack_version=data["openstack_version"],
@@ -117,10 +119,11 @@ def expected_cluster(folder):
 
 
 def expected_compute_vars(folder, secrets=False):
-    """The XenServer plugin's settings; the hosts' password only with include_secrets."""
+    """Nova's Python, and the XenServer plugin's settings; the hosts' password only with include_secrets."""
     data = _load(_sample_files(folder)[0])
     section = next(data[name] for name in PLUGIN_SECTIONS if name in data)
     variables = dict(
+        nova_xenapi_python="/usr/bin/python2.7",
         xenserver_url="http://169.254.0.1",
         xenserver_username=section["username"],
         dom0_suppack_install=section["install_xapi"],
