@@ -36,7 +36,8 @@ description:
   - "Variables of group C(compute): C(nova_xenapi_python) (V(/usr/bin/python2.7), the Python of Liberty's and
     Mitaka's nova); from the settings of the XenServer Fuel plugin (see O(plugin_names)):
     C(xenserver_url) (V(http://169.254.0.1), Dom0 over the HIMN), C(xenserver_username), C(dom0_suppack_install)
-    (the form's C(Install Nova Plugins) switch), and with O(include_secrets) C(xenserver_password). Without the
+    (the form's C(Install Nova Plugins) switch), C(dom0_suppack_gpg_key) and C(dom0_suppack_gpg_home) (the form's
+    pack signing key and its GnuPG home, when given), and with O(include_secrets) C(xenserver_password). Without the
     plugin's settings they are not set, and C(group_vars/compute.yml) must give them."
   - "Variables of group C(controller): C(openstack_cloud), the openstacksdk connection settings of the environment's
     admin user (C(access) in Fuel's data) through Keystone on the management VIP, internal endpoints, as C(/root/openrc)

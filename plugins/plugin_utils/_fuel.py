@@ -52,6 +52,8 @@ MASTER_UID = "master"
 # The settings section of the Fuel plugin: this collection's wrapper first, then the original plugin, whose
 # environments keep working with this inventory.
 PLUGIN_NAMES = ("xenserver-openstack", "fuel-plugin-xenserver")
+# The wrapper's form: the settings of the pack's signing key -> the dom0_suppack variables they set when given.
+SIGNING_SETTINGS = (("signing_key", "dom0_suppack_gpg_key"), ("signing_gnupg_home", "dom0_suppack_gpg_home"))
 SEGMENTATION_TYPES = ("vlan", "tun", "gre")
 MESH_ROLE = "neutron/mesh"
 # Fuel network role -> the word in the variables openstack_<word>_interface/_address/_cidr. The mesh (tunnel)
@@ -461,12 +463,21 @@ def _xenserver_vars(astute, plugin_names):
             continue
         if not astute.get([name, "metadata", "enabled"], bool, default=True):
             continue
-        return dict(
+        variables = dict(
             xenserver_url=HIMN_XAPI_URL,
             xenserver_username=_credential(astute, [name, "username"]),
             xenserver_password=_credential(astute, [name, "password"]),
             dom0_suppack_install=astute.get([name, "install_xapi"], bool),
         )
+        # The pack's signing key (the wrapper's form; the original plugin had none): set only when given.
+        for setting, variable in (
+            ("signing_key", "dom0_suppack_gpg_key"),
+            ("signing_gnupg_home", "dom0_suppack_gpg_home"),
+        ):
+            value = astute.get([name, setting], str, default="").strip()
+            if value:
+                variables[variable] = value
+        return variables
     return {}
 
 

@@ -648,15 +648,48 @@ def _himn_network_problems(values, context):
     return found
 
 
+SIGNING_FIX = (
+    "Give the fingerprint of the signing key in dom0_suppack_gpg_key and its keyring in dom0_suppack_gpg_home (in "
+    "Fuel: Settings, Compute, 'Pack signing key'), or a signed pack in dom0_suppack_iso; each host's Dom0 must trust "
+    "the key (docs/suppack.md)."
+)
+
+
+def _unsigned_problems(unsigned, dom0):
+    """Before the host is read (before anything changes): without a Dom0 to reach over SSH, only an update pack can
+    be installed, and XAPI applies signed ones only."""
+    if unsigned and not dom0:
+        return [
+            "dom0_suppack_gpg_key is empty and no ready pack is given (dom0_suppack_iso), so the pack would be "
+            "unsigned, which XenServer 7.1 and later and XCP-ng refuse (INVALID_UPDATE); only XenServer 7.0 takes "
+            "an unsigned pack, in its Dom0 over SSH (dom0_suppack_dom0_host). " + SIGNING_FIX
+        ]
+    return []
+
+
 def _dom0_suppack_problems(values, context):
     host = (context.get("host_info") or {}).get("host")
-    if not host or not _as_bool(values.get("dom0_suppack_install"), True):
+    if not _as_bool(values.get("dom0_suppack_install"), True):
         return []
+    unsigned = not values.get("dom0_suppack_iso") and not str(values.get("dom0_suppack_gpg_key") or "").strip()
+    dom0 = str(values.get("dom0_suppack_dom0_host") or "")
+    if not host:
+        return _unsigned_problems(unsigned, dom0)
     platform = version_tuple(host.get("platform_version", "0"))
     if platform < version_tuple(values.get("dom0_suppack_min_platform_version") or "0"):
         return []  # too old for the pack at all: the platform check says so
     legacy = platform < POOL_UPDATE_PLATFORM
-    dom0 = str(values.get("dom0_suppack_dom0_host") or "")
+    if not legacy and unsigned:
+        return [
+            "%s runs platform %s, whose XAPI applies signed update packs only (an unsigned one fails with "
+            "INVALID_UPDATE), but dom0_suppack_gpg_key is empty, so the pack built for it would be unsigned. %s"
+            % (host.get("name_label"), host.get("platform_version"), SIGNING_FIX)
+        ]
+    return _dom0_host_problems(values, context, host, legacy, dom0)
+
+
+def _dom0_host_problems(values, context, host, legacy, dom0):
+    """A legacy host, or the trust step, needs the host's Dom0 in the inventory (reached over SSH)."""
     if legacy:
         why = (
             "%s runs platform %s, which has no pool_update: the pack is installed with xe-install-supplemental-pack "

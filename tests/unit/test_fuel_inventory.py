@@ -373,6 +373,23 @@ def test_without_plugin_settings_no_xenserver_variables():
     assert _node(data).xenserver_vars == {}
 
 
+def test_the_forms_signing_key_is_the_packs():
+    """The form names the key and its keyring on the machine that runs Ansible; empty (or an older form): unset."""
+    data = _compute()
+    data["xenserver-openstack"].update(signing_key=" 0123456789ABCDEF ", signing_gnupg_home="/srv/xso/gnupg")
+    variables = _node(data).xenserver_vars
+    assert (variables["dom0_suppack_gpg_key"], variables["dom0_suppack_gpg_home"]) == (
+        "0123456789ABCDEF",
+        "/srv/xso/gnupg",
+    )
+    data["xenserver-openstack"].update(signing_key="", signing_gnupg_home="")
+    assert not {"dom0_suppack_gpg_key", "dom0_suppack_gpg_home"} & set(_node(data).xenserver_vars)
+    data = _compute()
+    data["xenserver-openstack"]["signing_key"] = ["not", "a", "string"]
+    with pytest.raises(_fuel.FuelDataError, match=r"xenserver-openstack\.signing_key"):
+        _node(data)
+
+
 def test_original_plugin_settings_are_read_and_names_are_configurable():
     data = _compute()
     data["fuel-plugin-xenserver"] = data.pop("xenserver-openstack")

@@ -173,6 +173,9 @@ def test_settings_form():
     assert (attributes["username"]["type"], attributes["username"]["value"]) == ("text", "root")
     assert (attributes["install_xapi"]["type"], attributes["install_xapi"]["value"]) == ("checkbox", True)
     assert attributes["install_xapi"]["label"] == "Install Nova Plugins"
+    # The pack's signing key: named, with its keyring, on the machine that runs Ansible; no secret in the form.
+    assert (attributes["signing_key"]["type"], attributes["signing_key"]["value"]) == ("text", "")
+    assert (attributes["signing_gnupg_home"]["type"], attributes["signing_gnupg_home"]["value"]) == ("text", "~/.gnupg")
     password = attributes["password"]
     assert (password["type"], password["value"]) == ("password", "")
     accepts = [bool(re.search(password["regex"]["source"], value)) for value in ("", "  \t", "s3cret")]

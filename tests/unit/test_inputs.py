@@ -196,6 +196,8 @@ def test_a_legacy_host_or_the_trust_step_needs_its_dom0_in_the_inventory():
         dom0_suppack_trust_key=False,
         dom0_suppack_dom0_host="",
         dom0_suppack_min_platform_version="2.1.0",
+        dom0_suppack_gpg_key="0123456789ABCDEF0123456789ABCDEF01234567",
+        dom0_suppack_iso="",
     )
     # Older than the pack supports at all (XenServer 6.5): the platform check speaks for it, not this one.
     too_old = dict(host=dict(name_label="xs65", platform_version="1.9.0"))
@@ -214,6 +216,38 @@ def test_a_legacy_host_or_the_trust_step_needs_its_dom0_in_the_inventory():
     # Not installing the pack: nothing to check; the host not read yet: nothing to check either.
     assert problems("dom0_suppack", dict(values, dom0_suppack_install="false"), host_info=legacy) == []
     assert problems("dom0_suppack", values) == []
+
+
+def test_a_modern_host_needs_a_signing_key_or_a_ready_pack():
+    """XAPI refuses an unsigned update (INVALID_UPDATE): without a key the preflight says so before any change."""
+    modern = dict(host=dict(name_label="xs83", platform_version="3.4.0"))
+    legacy = dict(host=dict(name_label="xs70", platform_version="2.1.0"))
+    values = dict(
+        dom0_suppack_install=True,
+        dom0_suppack_trust_key=False,
+        dom0_suppack_dom0_host="dom0-1",
+        dom0_suppack_min_platform_version="2.1.0",
+        dom0_suppack_gpg_key=" ",
+        dom0_suppack_iso="",
+    )
+    (text,) = messages(problems("dom0_suppack", values, host_info=modern, hosts=["compute-1", "dom0-1"]))
+    assert text.startswith("xs83 runs platform 3.4.0, whose XAPI applies signed update packs only")
+    assert "dom0_suppack_gpg_key is empty" in text and "'Pack signing key'" in text
+    signed = dict(values, dom0_suppack_gpg_key="xenserver.openstack packs")
+    assert problems("dom0_suppack", signed, host_info=modern, hosts=["compute-1", "dom0-1"]) == []
+    ready = dict(values, dom0_suppack_iso="/srv/packs/signed.iso")
+    assert problems("dom0_suppack", ready, host_info=modern, hosts=["compute-1", "dom0-1"]) == []
+    # A legacy pack (xe-install-supplemental-pack) is not an update: no signature needed.
+    assert problems("dom0_suppack", values, host_info=legacy, hosts=["compute-1", "dom0-1"]) == []
+    assert problems("dom0_suppack", dict(values, dom0_suppack_install=False), host_info=modern) == []
+    # Before the host is read: with a Dom0 over SSH the host may be a legacy one (checked once read); without, only
+    # an update can be installed, so the missing key is said before anything (the HIMN bootstrap too) changes.
+    assert problems("dom0_suppack", values, hosts=["compute-1", "dom0-1"]) == []
+    no_dom0 = dict(values, dom0_suppack_dom0_host="")
+    (text,) = messages(problems("dom0_suppack", no_dom0, hosts=["compute-1"]))
+    assert text.startswith("dom0_suppack_gpg_key is empty and no ready pack is given (dom0_suppack_iso)")
+    assert "'Pack signing key'" in text
+    assert problems("dom0_suppack", dict(no_dom0, dom0_suppack_gpg_key="ABCD"), hosts=["compute-1"]) == []
 
 
 # --- the tables are the roles' -------------------------------------------------------------------------------------
@@ -310,6 +344,8 @@ def test_the_password_may_come_from_the_environment_and_bad_inputs_come_all_at_o
         "openstack_public_vip=x",
         "-e",
         "openstack_tenant_nic=eth1",
+        "-e",
+        "dom0_suppack_gpg_key=xenserver.openstack packs",
         env={"XENSERVER_PASSWORD": "from-the-environment"},
     )
     assert found == []
@@ -330,4 +366,5 @@ def test_the_password_may_come_from_the_environment_and_bad_inputs_come_all_at_o
     assert "misc_patches_multipath is 'maybe', not true or false" in text
     assert "himn_network_forward_interface is not a variable of the role himn_network" in text
     assert "(himn_network_forward_interfaces?)" in text
-    assert len(found) == 6, found
+    assert "dom0_suppack_gpg_key is empty and no ready pack is given" in text
+    assert len(found) == 7, found
