@@ -34,7 +34,8 @@ description:
     XenServer's compute VMs as QEMU computes), and the booleans C(volumes_ceph), C(ephemeral_ceph), C(images_ceph),
     C(objects_ceph), C(sahara), C(murano), C(mongo) (an external MongoDB), C(ironic) and C(ceilometer)."
   - "Variables of group C(compute): C(nova_xenapi_python) (V(/usr/bin/python2.7), the Python of Liberty's and
-    Mitaka's nova); from the settings of the XenServer Fuel plugin (see O(plugin_names)):
+    Mitaka's nova); on release V(mitaka-9.0) (Fuel 9.x) C(dom0_suppack_plugin_set) V(nova-13), the Dom0 plugins of
+    Mitaka's nova and neutron; from the settings of the XenServer Fuel plugin (see O(plugin_names)):
     C(xenserver_url) (V(http://169.254.0.1), Dom0 over the HIMN), C(xenserver_username), C(dom0_suppack_install)
     (the form's C(Install Nova Plugins) switch), C(dom0_suppack_gpg_key) and C(dom0_suppack_gpg_home) (the form's
     pack signing key and its GnuPG home, when given), and with O(include_secrets) C(xenserver_password). Without the

@@ -30,6 +30,9 @@ HIMN_XAPI_URL = "http://169.254.0.1"
 # 3.4, which ansible-core 2.16 (the last line that manages Python 2.7) does not manage, but would find first. Nova
 # (Liberty, Mitaka) runs on that Python 2.7 too.
 NODE_PYTHON = "/usr/bin/python2.7"
+# Fuel release -> the Dom0 plugin set of its nova (tools/dom0_plugin_sets.json): Fuel 9.0-9.2 deploy Mitaka, nova 13
+# and neutron 8, whose own Dom0 plugins the pack must carry. Fuel 8.0's Liberty (nova 12) has no set.
+RELEASE_PLUGIN_SETS = {"mitaka-9.0": "nova-13"}
 # Fuel's region when the data names none.
 DEFAULT_REGION = "RegionOne"
 # Variables whose values are never shown in a message.
@@ -394,9 +397,13 @@ def _cluster_vars(astute):
 
 
 def compute_vars(cluster_vars):
-    """Return the variables of group compute that follow from the release: the Python nova runs with."""
-    del cluster_vars  # every release Fuel 8.0 and 9.x deploy is on Ubuntu 14.04
-    return dict(nova_xenapi_python=NODE_PYTHON)
+    """Return the variables of group compute that follow from the release: the Python nova runs with (every release
+    Fuel 8.0 and 9.x deploy is on Ubuntu 14.04) and, for a release whose nova is known, the pack's plugin set."""
+    variables = dict(nova_xenapi_python=NODE_PYTHON)
+    plugin_set = RELEASE_PLUGIN_SETS.get(cluster_vars.get("fuel_openstack_version"))
+    if plugin_set:
+        variables["dom0_suppack_plugin_set"] = plugin_set
+    return variables
 
 
 def _hypervisor(astute):

@@ -128,6 +128,8 @@ def expected_compute_vars(folder, secrets=False):
         xenserver_username=section["username"],
         dom0_suppack_install=section["install_xapi"],
     )
+    if data["openstack_version"] == "mitaka-9.0":  # Fuel 9.x: the pack carries nova 13's own Dom0 plugins
+        variables["dom0_suppack_plugin_set"] = "nova-13"
     if secrets:
         variables["xenserver_password"] = section["password"]
     return variables
@@ -258,6 +260,8 @@ def test_list_has_the_variables_of_the_samples(exports, folder):
     inventory = exports[folder]
     assert inventory["_meta"]["hostvars"] == expected_hosts(folder)
     assert inventory["all"]["vars"] == expected_cluster(folder)
+    # Fuel 9.x deploys Mitaka: its pack carries nova 13's own Dom0 plugins; Liberty (8.0) has no known set.
+    assert inventory["compute"]["vars"].get("dom0_suppack_plugin_set") == {SMALL: "nova-13", HA: None}[folder]
     assert inventory["compute"]["vars"] == expected_compute_vars(folder)
     assert inventory["controller"]["vars"] == expected_controller_vars(folder)
 
