@@ -202,6 +202,7 @@ import os
 import re
 import tempfile
 
+from ansible.module_utils.common.text.converters import to_text
 from ansible_collections.xenserver.openstack.plugins.module_utils._base import BaseModule, ModuleError
 from ansible_collections.xenserver.openstack.plugins.module_utils._compat import OS_ERRORS, STRING_TYPES
 
@@ -528,7 +529,8 @@ class IniSettingsModule(BaseModule):
             raise ModuleError("Cannot write in %s: %s." % (directory, error.strerror or error))
         self.ansible.add_cleanup_file(temporary)
         with io.open(handle, "w", encoding="utf-8", newline="") as stream:
-            stream.write(text)
+            # A new file's text is built of native strings only: bytes on Python 2, which a text stream refuses.
+            stream.write(to_text(text))
         if exists:
             self.ansible.atomic_move(temporary, path, unsafe_writes=self.params["unsafe_writes"])
             return

@@ -190,3 +190,15 @@ def test_ini_settings_on_old_pythons(version, tmp_path):
         "#connection_url = <None>\nconnection_url = http://169.254.0.1\nconnection_password = pw-%s-secret\n" % version
     )
     assert oct(os.stat(str(path)).st_mode & 0o777) == "0o640"
+
+
+@pytest.mark.parametrize("version", OLD_TARGETS)
+def test_ini_settings_writes_a_new_file_on_old_pythons(version, tmp_path):
+    """A fresh node has no nova-compute.conf yet: the module writes it whole (native strings on Python 2)."""
+    path = tmp_path / "new.conf"
+    args = dict(path=str(path), mode="0640", settings=[dict(section="xenserver", option="cache_images", value="all")])
+    results, output = run_playbook(
+        version, [task("new", "ini_settings", args), task("again", "ini_settings", args)], tmp_path
+    )
+    assert [results[name]["changed"] for name in ("new", "again")] == [True, False], output
+    assert path.read_text() == "[xenserver]\ncache_images = all\n"
