@@ -532,6 +532,7 @@ def one_environment(nodes):
     by_uid = {}
     by_name = {}
     for node in nodes:
+        _same_plugin(nodes[0], node)
         for attribute in ("cluster_vars", "xenserver_vars", "controller_vars"):
             _same_settings(nodes[0], node, attribute)
         seen = by_uid.setdefault(node.uid, node)
@@ -547,6 +548,19 @@ def one_environment(nodes):
                 % (other.source, node.source, node.name, other.uid, node.uid)
             )
     return sorted(by_uid.values(), key=lambda node: (len(node.uid), node.uid))
+
+
+def _same_plugin(first, node):
+    """Refuse a node without the XenServer plugin's settings beside one that has them: its data is not current."""
+    if bool(first.xenserver_vars) == bool(node.xenserver_vars):
+        return
+    lacking, having = (node, first) if first.xenserver_vars else (first, node)
+    raise FuelDataError(
+        "%s: node %s has no settings of the XenServer plugin, which %s has, so its data is older than the plugin's "
+        "enabling or from another environment, and nothing was run. Deploy changes in Fuel so that every node gets "
+        "the plugin's settings (Fuel 8.0 rewrites the data of the nodes it deploys only), or take all the files from "
+        "one deployment." % (lacking.source, lacking.name, having.source)
+    )
 
 
 def _same_settings(first, node, attribute):

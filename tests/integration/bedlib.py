@@ -152,6 +152,17 @@ def failures(report):
     )
 
 
+def changed_tasks(report):
+    """[(task name, host)] of every changed result: empty on a converged re-run."""
+    return [
+        (task["task"]["name"], host)
+        for play in report["plays"]
+        for task in play["tasks"]
+        for host, result in task["hosts"].items()
+        if result.get("changed")
+    ]
+
+
 def machine():
     """One line describing this machine, for the record of a benchmark."""
     from ansible.release import __version__ as ansible_version

@@ -15,7 +15,7 @@ import os
 import subprocess
 
 import pytest
-from bedlib import Bed, ansible_env, ns, task_results
+from bedlib import Bed, ansible_env, changed_tasks, ns, task_results
 from pythons import BUILD, line_for
 from sitelib import CONTROLLER_MGMT, MGMT, SITE, STORAGE, PeerListener, Simulator, bed_pids, leftovers, tracebacks
 
@@ -87,10 +87,4 @@ def test_site_converges_on_the_old_python_then_changes_nothing(fleet):
 
     assert code2 == 0, output2[-3000:]
     changed = {host: stats["changed"] for host, stats in report2["stats"].items() if stats["changed"]}
-    assert changed == {}, [
-        (task["task"]["name"], host)
-        for play in report2["plays"]
-        for task in play["tasks"]
-        for host, result in task["hosts"].items()
-        if result.get("changed")
-    ]
+    assert changed == {}, changed_tasks(report2)

@@ -422,6 +422,22 @@ def test_fuel_8_roles_come_from_network_metadata():
     assert _node(data).roles == _me(data)["node_roles"]
 
 
+def test_a_node_without_the_plugins_settings_beside_others_is_named():
+    """A node whose astute.yaml lacks the XenServer settings (deployed before the plugin was enabled) is refused."""
+    with_plugin = _node(_compute())
+    data = _compute()
+    del data["xenserver-openstack"]
+    data.update(uid="9", fqdn="node-9.test.domain.local")
+    without = _fuel.parse_node(data, "old/node-9.yaml")
+    for nodes in ([with_plugin, without], [without, with_plugin]):
+        with pytest.raises(_fuel.FuelDataError) as caught:
+            _fuel.one_environment(nodes)
+        assert str(caught.value).startswith(
+            "old/node-9.yaml: node node-9 has no settings of the XenServer plugin, which %s has" % with_plugin.source
+        )
+        assert "Deploy changes in Fuel" in str(caught.value)
+
+
 def test_files_of_two_environments_are_refused():
     small, ha = os.path.join(SMALL, "2.yaml"), os.path.join(HA, "compute_13.yaml")
     nodes = [_node(_load(path), path) for path in (small, ha)]
