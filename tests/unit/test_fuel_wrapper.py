@@ -127,6 +127,42 @@ def test_build_makes_the_rpm_that_installs_the_folder_on_the_master(built):
         assert "/var/www/nailgun/plugins/%s/%s" % (package, name) in files
 
 
+@pytest.mark.root
+def test_the_rpm_installs_the_folder_where_a_fuel_master_keeps_plugins(built, tmp_path):
+    """Installed into an empty root (rpm --root, as yum on the master): the folder as fuel-plugin-builder's own spec
+    lays it (v3+: NAME-X.Y under /var/www/nailgun/plugins/), whole, with its empty deployment_scripts/ and
+    repositories/ubuntu/, which Nailgun serves and copies to the nodes."""
+    folder, rpm = built
+    if rpm is None:
+        pytest.skip("rpmbuild is not installed (Debian package rpm)")
+    master = tmp_path / "master"
+    for command in (["--initdb"], ["-i", "--nodeps", "--noscripts", rpm]):
+        installed = subprocess.run(
+            ["rpm", "--root", str(master), *command], capture_output=True, text=True, check=False
+        )
+        assert installed.returncode == 0, installed.stderr
+    plugins = master / "var" / "www" / "nailgun" / "plugins"
+    package = os.path.basename(folder)
+    assert os.listdir(plugins) == [package]
+    laid = plugins / package
+
+    def tree(root):
+        return {
+            os.path.relpath(os.path.join(directory, name), root)
+            for directory, dirs, files in os.walk(root)
+            for name in dirs + files
+        }
+
+    assert tree(laid) == tree(folder)
+    for name in ("metadata.yaml", "deployment_tasks.yaml", "environment_config.yaml", "components.yaml"):
+        assert (laid / name).read_bytes() == open(os.path.join(folder, name), "rb").read()
+    metadata = _load(str(laid / "metadata.yaml"))
+    for release in metadata["releases"]:
+        assert (laid / release["deployment_scripts_path"]).is_dir() and (laid / release["repository_path"]).is_dir()
+    query = subprocess.run(["rpm", "--root", str(master), "-q", package], capture_output=True, text=True, check=False)
+    assert query.stdout.startswith(package + "-" + metadata["version"]), query.stdout + query.stderr
+
+
 def test_fuel_plugin_builder_schemas_accept_the_package(built, fpb):
     folder = built[0]
     schema = fpb[0]
