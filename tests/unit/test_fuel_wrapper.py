@@ -1,8 +1,9 @@
-"""The Fuel plugin wrapper in fuel/: its build and fuel-plugin-builder's own schemas.
+"""The Fuel plugin wrapper in fuel/: its build, and fuel-plugin-builder 4.2.0's check of it.
 
 fuel-plugin-builder 4.2.0 is downloaded from PyPI at test time (into .build/, never committed); the test fails
-when PyPI cannot be reached. Its validators need distutils, which Python 3.12 no longer has, so only its schema
-modules and format checker are loaded, and its two checks that are not schemas are repeated here.
+when PyPI cannot be reached. Its own `fpb --check` runs on Python 2.7 (the old fleet's, scripts/setup-pythons.sh),
+in a virtualenv made once; its schemas are also loaded here on this Python (its validators need distutils, which
+Python 3.12 no longer has), to show what each file is checked against.
 """
 
 import importlib
@@ -20,10 +21,12 @@ import jsonschema
 import pytest
 import yaml
 from conftest import ROOT
+from pythons import BUILD, target_python
 
 FPB = "fuel-plugin-builder==4.2.0"
 SIX = "six==1.17.0"
 CACHE = os.path.join(ROOT, ".build", "fuel-plugin-builder")
+FPB_VENV = os.path.join(CACHE, "py2.7")
 
 
 def _load(path):
@@ -74,6 +77,39 @@ def fpb():
         checker = importlib.import_module("fuel_plugin_builder.validators.formatchecker").FormatChecker
     schema = schemas.SchemaV4()
     return schema, checker(role_patterns=[schema.role_pattern])
+
+
+@pytest.fixture(scope="module")
+def fpb_tool():
+    """fuel-plugin-builder 4.2.0's fpb, installed from PyPI into a virtualenv of Python 2.7 (made once)."""
+    tool = os.path.join(FPB_VENV, "bin", "fpb")
+    if not os.access(tool, os.X_OK):
+        virtualenv = dict(os.environ, PYTHONPATH=os.path.join(BUILD, "targets", "virtualenv"))
+        for command, env in (
+            ([target_python("2.7"), "-m", "virtualenv", "-q", FPB_VENV], virtualenv),
+            ([os.path.join(FPB_VENV, "bin", "pip"), "install", "-q", "--disable-pip-version-check", FPB], None),
+        ):
+            made = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+            if made.returncode:
+                shutil.rmtree(FPB_VENV, ignore_errors=True)
+                pytest.fail("cannot install %s on Python 2.7:\n%s" % (FPB, made.stderr[-2000:]))
+    return tool
+
+
+def test_fuel_plugin_builders_own_check_accepts_the_plugin(built, fpb_tool, tmp_path):
+    checked = subprocess.run([fpb_tool, "--check", built[0]], capture_output=True, text=True, check=False)
+    assert (checked.returncode, checked.stdout.strip().splitlines()[-1:]) == (0, ["Plugin is valid"]), (
+        checked.stdout + checked.stderr
+    )
+    # And it does check: the same plugin without a field package_version 4.0.0 requires is refused.
+    broken = str(tmp_path / os.path.basename(built[0]))
+    shutil.copytree(built[0], broken)
+    metadata = _load(os.path.join(broken, "metadata.yaml"))
+    del metadata["is_hotpluggable"]
+    with open(os.path.join(broken, "metadata.yaml"), "w") as handle:
+        yaml.safe_dump(metadata, handle)
+    refused = subprocess.run([fpb_tool, "--check", broken], capture_output=True, text=True, check=False)
+    assert refused.returncode != 0 and "is_hotpluggable" in refused.stdout + refused.stderr, refused.stderr
 
 
 def _validate(fpb, data, schema):
