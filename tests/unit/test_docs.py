@@ -19,6 +19,7 @@ PLACEHOLDER = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(?:\d+|\*)?(?:\.\d+)?[sdirfxXe
 # A message template is matched against a documented message only when it has this much fixed text: shorter
 # ones ("%s: %s") would match anything.
 MIN_FIXED_TEXT = 12
+JINJA = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.S)
 
 
 def read(path):
@@ -35,13 +36,30 @@ def code_files():
     return files + glob.glob(os.path.join(ROOT, "dom0", "etc", "xapi.d", "plugins", "*"))
 
 
+def role_messages(node, found):
+    """Add the messages of the roles' and playbooks' tasks (msg, fail_msg) to ``found`` as %-style templates: each
+    Jinja expression becomes a placeholder."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("msg", "fail_msg") and isinstance(value, str):
+                found.add(squeeze(JINJA.sub("%s", value.replace("%", "%%"))))
+            role_messages(value, found)
+    elif isinstance(node, list):
+        for item in node:
+            role_messages(item, found)
+
+
 def string_constants():
-    """Every string literal of the collection's Python code (plugins/ and the Dom0 plugin), whitespace squeezed."""
+    """Every string literal of the collection's Python code (plugins/ and the Dom0 plugin), and every message of its
+    roles' and playbooks' tasks, whitespace squeezed."""
     found = set()
     for path in code_files():
         for node in ast.walk(ast.parse(read(path), path)):
             if isinstance(node, ast.Constant) and isinstance(node.value, str):
                 found.add(squeeze(node.value))
+    tasks = glob.glob(os.path.join(ROOT, "roles", "*", "tasks", "*.yml"))
+    for path in tasks + glob.glob(os.path.join(ROOT, "playbooks", "*.yml")):
+        role_messages(yaml.safe_load(read(path)), found)
     return found
 
 
