@@ -66,4 +66,14 @@ options:
       - When they are over, the module fails naming the call and this option; Dom0 may still finish the call.
     type: int
     default: 120
+  plugin_pending:
+    description:
+      - Set it in check mode when an earlier task of the same run would install the Dom0 plugin (the
+        xenserver.openstack.dom0_suppack role only predicts the install in check mode).
+      - In check mode, when the plugin is not installed yet or lacks the function called, the module then reports the
+        change it would make from its options, marks it RV(predicted), and names in RV(not_checked) what the plugin
+        would have checked in Dom0, instead of failing.
+      - Outside check mode, or when the plugin answers, it changes nothing.
+    type: bool
+    default: false
 """

@@ -44,6 +44,13 @@ ORIGINATOR = "xenserver.openstack"
 # Seconds a Dom0 plugin call may take (option plugin_timeout of the modules that call the plugin): a conntrackd
 # restart or a batch of housekeeping takes longer than an ordinary XAPI call.
 PLUGIN_TIMEOUT = 120
+# The options of the modules that call the collection's Dom0 plugin (doc fragment xenapi.dom0_plugin).
+DOM0_PLUGIN_SPEC = dict(
+    plugin_timeout=dict(type="int", default=PLUGIN_TIMEOUT),
+    plugin_pending=dict(type="bool", default=False),
+)
+# The answers of XAPI when the plugin is not there yet, or is an older one that lacks the function called.
+PLUGIN_ABSENT = ("XENAPI_MISSING_PLUGIN", "UNKNOWN_XENAPI_PLUGIN_FUNCTION")
 
 # What an operator should do about an XAPI error code. Each template gets
 # {url}, {call} and {p0}, {p1}, ... (the error parameters).
@@ -64,6 +71,19 @@ FAILURE_HINTS = {
         "Install the plugins of this collection's version (role xenserver.openstack.dom0_suppack)."
     ),
 }
+
+
+class PluginPending(Exception):
+    """Check mode with plugin_pending: the Dom0 plugin is not installed yet (an earlier task of the run would install
+    it), so the module predicts its change from its options instead of asking the plugin.
+
+    Args:
+        reason: why the plugin could not answer.
+    """
+
+    def __init__(self, reason):
+        super(PluginPending, self).__init__(reason)
+        self.reason = reason
 
 
 class XAPIUnreachable(ModuleError):
@@ -386,6 +406,16 @@ class XenAPIModule(BaseModule):
         saved, self.transport.timeout = self.transport.timeout, seconds
         try:
             return call_dom0_plugin(self.xapi, host_ref, function, params)
+        except XenAPI.Failure as error:
+            code = (list(error.details) or [""])[0]
+            if self.check_mode and self.params.get("plugin_pending") and code in PLUGIN_ABSENT:
+                url = self.master_url or self.url
+                raise PluginPending(
+                    "the Dom0 plugin %s is not installed yet on the host behind %s" % (DOM0_PLUGIN, url)
+                    if code == "XENAPI_MISSING_PLUGIN"
+                    else "the Dom0 plugin on %s is an older one, without the function %s" % (url, function)
+                )
+            raise
         except TRANSPORT_ERRORS as error:
             call = "host.call_plugin (%s %s)" % (DOM0_PLUGIN, function)
             raise ModuleError(
@@ -393,6 +423,25 @@ class XenAPIModule(BaseModule):
             )
         finally:
             self.transport.timeout = saved
+
+    def predicted(self, result, not_checked, pending):
+        """Mark ``result`` as a prediction (check mode, plugin not installed yet) and say what went unchecked.
+
+        Args:
+            result: the module's result dict, with the change it would make.
+            not_checked: what the Dom0 plugin would have checked, one sentence each.
+            pending: the PluginPending that call_dom0_plugin raised.
+
+        Returns:
+            dict: ``result`` with C(predicted) and C(not_checked).
+        """
+        result.update(predicted=True, not_checked=list(not_checked))
+        for what in not_checked:
+            self.ansible.warn(
+                "Not checked in check mode: %s, as %s; the pack that an earlier task of this run installs "
+                "(xenserver.openstack.dom0_suppack) brings it." % (what, pending.reason)
+            )
+        return result
 
     def _login_at(self, url):
         self.last_call = "session.login_with_password"

@@ -209,11 +209,27 @@ not_run:
   returned: success
   type: dict
   sample: {"conntrackd": "XenServer 6.5.0 (platform 1.9.0) has no conntrack: conntrackd is left alone"}
+predicted:
+  description:
+    - True when the result is a prediction (check mode with O(plugin_pending), the Dom0 plugin not installed yet):
+      each operation counts as a change, and RV(operations) gives, per operation, the plugin calls it would make.
+  returned: when predicted
+  type: bool
+  sample: true
+not_checked:
+  description: What the Dom0 plugin would have read in Dom0, which a prediction could not.
+  returned: when predicted
+  type: list
+  elements: str
+  sample: ["what Dom0 already has for conntrackd, firewall (files, firewall chain, services)"]
 """
 
+import json
+
 from ansible_collections.xenserver.openstack.plugins.module_utils._xenapi import (
-    PLUGIN_TIMEOUT,
+    DOM0_PLUGIN_SPEC,
     ModuleError,
+    PluginPending,
     XenAPIModule,
     find_vm,
     read_local_vm_uuid,
@@ -271,7 +287,7 @@ class XenDom0ConfigModule(XenAPIModule):
             ),
         ),
         restart_services=dict(type="list", elements="str", choices=["conntrackd"]),
-        plugin_timeout=dict(type="int", default=PLUGIN_TIMEOUT),
+        **DOM0_PLUGIN_SPEC,
     )
     module_kwargs = dict(
         supports_check_mode=True,
@@ -309,7 +325,10 @@ class XenDom0ConfigModule(XenAPIModule):
         answers = []
         if planned:
             calls = [dict(function=function, params=params) for _name, function, params in planned]
-            answers = self.call_dom0_plugin(host_ref, "batch", dict(calls=calls, check=self.check_mode))
+            try:
+                answers = self.call_dom0_plugin(host_ref, "batch", dict(calls=calls, check=self.check_mode))
+            except PluginPending as pending:
+                return self._predicted(planned, pending)
             answers = answers["results"]
         diffs = []
         for (name, _function, _params), answer in zip(planned, answers):
@@ -324,6 +343,29 @@ class XenDom0ConfigModule(XenAPIModule):
             diffs.extend(self._diffs(name, answer))
         self.result["diff"] = diffs
         return self.result
+
+    def _predicted(self, planned, pending):
+        """Check mode before the plugin is installed: every operation counts as a change, shown as its plugin call."""
+        diffs = []
+        for name, function, params in planned:
+            self.result["operations"].setdefault(name, dict(changed=True, predicted=True, calls=[]))
+            self.result["operations"][name]["calls"].append(dict(function=function, params=params))
+            diffs.append(
+                text_diff(
+                    "Dom0 " + name + " (before the Dom0 plugin)",
+                    "",
+                    "%s %s\n" % (function, json.dumps(params, sort_keys=True)),
+                )
+            )
+        self.result.update(changed=True, diff=diffs)
+        return self.predicted(
+            self.result,
+            [
+                "what Dom0 already has for %s (files, firewall chain, services)"
+                % ", ".join(sorted(self.result["operations"]))
+            ],
+            pending,
+        )
 
     def _host(self):
         if self.host_uuid:

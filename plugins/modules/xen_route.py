@@ -99,13 +99,27 @@ host:
   returned: success
   type: str
   sample: 4a1c9e0e-5a51-4a3c-8d4e-3b6c1f0b2a01
+predicted:
+  description:
+    - True when the result is a prediction (check mode with O(plugin_pending), the Dom0 plugin not installed yet):
+      every route counts as new, as the plugin has made none.
+  returned: when predicted
+  type: bool
+  sample: true
+not_checked:
+  description: What the Dom0 plugin would have checked in Dom0, which a prediction could not.
+  returned: when predicted
+  type: list
+  elements: str
+  sample: ["the Dom0 routes already in place to these networks (a route the plugin did not make is refused)"]
 """
 
 from ansible_collections.xenserver.openstack.plugins.module_utils._ipv4 import IPv4Address, IPv4Network
 from ansible_collections.xenserver.openstack.plugins.module_utils._xenapi import (
+    DOM0_PLUGIN_SPEC,
     HIMN_BRIDGE,
-    PLUGIN_TIMEOUT,
     ModuleError,
+    PluginPending,
     XenAPIModule,
     find_himn,
     find_vm,
@@ -149,7 +163,7 @@ class XenRouteModule(XenAPIModule):
         gateway=dict(type="str"),
         vm_uuid=dict(type="str"),
         state=dict(type="str", choices=["present", "absent"], default="present"),
-        plugin_timeout=dict(type="int", default=PLUGIN_TIMEOUT),
+        **DOM0_PLUGIN_SPEC,
     )
     module_kwargs = dict(supports_check_mode=True)
 
@@ -175,8 +189,11 @@ class XenRouteModule(XenAPIModule):
         if self.params["state"] == "present":
             gateway = self.params["gateway"] or self._himn_address(vm_ref, vm)
             routes = [dict(network=network, gateway=gateway) for network in self.networks]
-            answer = self.call_dom0_plugin(host_ref, "route_ensure", dict(routes=routes, check=self.check_mode))
             result["gateway"] = gateway
+            try:
+                answer = self.call_dom0_plugin(host_ref, "route_ensure", dict(routes=routes, check=self.check_mode))
+            except PluginPending as pending:
+                return self._predicted(result, gateway, pending)
         else:
             answer = self.call_dom0_plugin(
                 host_ref, "route_remove", dict(networks=self.networks, check=self.check_mode)
@@ -187,6 +204,20 @@ class XenRouteModule(XenAPIModule):
             diff=dict(before=route_lines(answer["before"]), after=route_lines(answer["after"])),
         )
         return result
+
+    def _predicted(self, result, gateway, pending):
+        """Check mode before the plugin is installed: Dom0 has none of the plugin's routes yet, so all are new."""
+        after = dict((network, dict(gateway=gateway, device=HIMN_BRIDGE)) for network in self.networks)
+        result.update(
+            changed=True,
+            routes=after,
+            diff=dict(before="", after=route_lines(after), before_header="Dom0 routes (before the Dom0 plugin)"),
+        )
+        return self.predicted(
+            result,
+            ["the Dom0 routes already in place to these networks (a route the plugin did not make is refused)"],
+            pending,
+        )
 
     def _himn_address(self, vm_ref, vm):
         himn_ref, himn = find_himn(self.xapi)
