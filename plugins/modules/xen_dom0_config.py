@@ -211,7 +211,7 @@ not_run:
   sample: {"conntrackd": "XenServer 6.5.0 (platform 1.9.0) has no conntrack: conntrackd is left alone"}
 predicted:
   description:
-    - True when the result is a prediction (check mode with O(plugin_pending), the Dom0 plugin not installed yet):
+    - True when the result is a prediction (check mode with O(plugin_pending), the Dom0 plugin not installed yet);
       each operation counts as a change, and RV(operations) gives, per operation, the plugin calls it would make.
   returned: when predicted
   type: bool
@@ -287,8 +287,8 @@ class XenDom0ConfigModule(XenAPIModule):
             ),
         ),
         restart_services=dict(type="list", elements="str", choices=["conntrackd"]),
-        **DOM0_PLUGIN_SPEC,
     )
+    argument_spec.update(DOM0_PLUGIN_SPEC)
     module_kwargs = dict(
         supports_check_mode=True,
         mutually_exclusive=[("vm_uuid", "host_uuid")],

@@ -101,7 +101,7 @@ host:
   sample: 4a1c9e0e-5a51-4a3c-8d4e-3b6c1f0b2a01
 predicted:
   description:
-    - True when the result is a prediction (check mode with O(plugin_pending), the Dom0 plugin not installed yet):
+    - True when the result is a prediction (check mode with O(plugin_pending), the Dom0 plugin not installed yet);
       every route counts as new, as the plugin has made none.
   returned: when predicted
   type: bool
@@ -163,8 +163,8 @@ class XenRouteModule(XenAPIModule):
         gateway=dict(type="str"),
         vm_uuid=dict(type="str"),
         state=dict(type="str", choices=["present", "absent"], default="present"),
-        **DOM0_PLUGIN_SPEC,
     )
+    argument_spec.update(DOM0_PLUGIN_SPEC)
     module_kwargs = dict(supports_check_mode=True)
 
     def check_params(self):
