@@ -5,6 +5,7 @@ One bed, runs in file order.
 """
 
 import glob
+import json
 import os
 
 import pytest
@@ -15,6 +16,7 @@ pytestmark = pytest.mark.root
 
 COMPUTE = "compute-1"
 NAMESPACES = ("dom0-1", "compute-1", "ctl", "sw")
+PLAN = "xenserver.openstack.plan"
 DOM0_SUPPACK, HIMN_NETWORK = "xenserver.openstack.dom0_suppack : ", "xenserver.openstack.himn_network : "
 NOVA_XENAPI, MISC_PATCHES = "xenserver.openstack.nova_xenapi : ", "xenserver.openstack.misc_patches : "
 
@@ -45,9 +47,17 @@ def everything(bed):
     return found
 
 
-def check_run(bed):
-    """site.yml --check --diff; (rc, json report, output)."""
-    return bed.playbook(SITE, "--check", "--diff")
+def check_run(bed, name):
+    """site.yml --check --diff with the plan callback; (rc, json report, output, plan)."""
+    path = bed.work / (name + ".json")
+    code, report, output = bed.playbook(
+        SITE,
+        "--check",
+        "--diff",
+        env=dict(ANSIBLE_CALLBACKS_ENABLED=PLAN, XENSERVER_OPENSTACK_PLAN_FILE=str(path)),
+    )
+    plan = json.loads(path.read_text()) if path.exists() else None
+    return code, report, output, plan
 
 
 def diff_text(result):
@@ -66,19 +76,19 @@ def changed(report, host, prefix):
 @pytest.fixture(scope="module")
 def first_check(bed):
     before = everything(bed)
-    code, report, output = check_run(bed)
-    return before, everything(bed), code, report, output
+    code, report, output, plan = check_run(bed, "plan-fresh")
+    return before, everything(bed), code, report, output, plan
 
 
 def test_check_on_a_fresh_node_completes_and_changes_nothing(first_check):
-    before, after, code, report, output = first_check
+    before, after, code, report, output, _plan = first_check
     assert code == 0, output[-4000:]
     assert tracebacks(report, output) == []
     assert differences(before, after) == {}
 
 
 def test_check_says_what_it_would_do_with_the_diff(bed, first_check):
-    _before, _after, _code, report, output = first_check
+    _before, _after, _code, report, output, _plan = first_check
     pack = changed(report, COMPUTE, DOM0_SUPPACK + "Apply the pack on the host through XenAPI")
     assert pack["changed"] and pack["name"] == "xenserver-openstack", pack
 
@@ -115,14 +125,29 @@ def test_check_says_what_it_would_do_with_the_diff(bed, first_check):
     assert password not in output
 
 
+def test_the_plan_lists_the_pack_the_routes_the_nat_rules_and_the_nova_switch(first_check):
+    _before, _after, _code, _report, output, plan = first_check
+    assert plan is not None and plan["check_mode"], output[-2000:]
+    changes = plan["hosts"][COMPUTE]["changes"]
+    whats = "\n".join(change["task"] + ": " + change["what"] for change in changes)
+    assert "pack xenserver-openstack" in whats, whats
+    assert "Dom0 routes: %s.0/24 via 169.254.0.2" % MGMT in whats, whats
+    assert "iptables rules:" in whats and "masquerade 169.254.0.1/32 out of br-mgmt" in whats, whats
+    assert "compute_driver" in whats, whats
+    assert any(change["predicted"] and change["not_checked"] for change in changes), changes
+    assert plan["hosts"][COMPUTE]["failed"] is None
+
+
 def test_a_real_run_then_a_second_check_has_nothing_to_change(bed, first_check):
     code, report, output = bed.playbook(SITE)
     assert code == 0, output[-4000:]
 
     before = everything(bed)
-    code, report, output = check_run(bed)
+    code, report, output, plan = check_run(bed, "plan-converged")
     assert code == 0, output[-4000:]
     assert differences(before, everything(bed)) == {}
     assert {host: stats["changed"] for host, stats in report["stats"].items()} == {
         host: 0 for host in report["stats"]
-    }, output[-4000:]
+    }, plan
+    assert all(not entry["changes"] for entry in plan["hosts"].values()), plan
+    assert "nothing to change" in output
