@@ -141,6 +141,9 @@ def test_the_plan_lists_the_pack_the_routes_the_nat_rules_and_the_nova_switch(fi
 def test_a_real_run_then_a_second_check_has_nothing_to_change(bed, first_check):
     code, report, output = bed.playbook(SITE)
     assert code == 0, output[-4000:]
+    # The pack apply, a long step, ran in the background and was polled (each poll is printed).
+    (applied,) = task_results(report, COMPUTE, DOM0_SUPPACK + "Apply the pack on the host through XenAPI")
+    assert applied["changed"] and applied["ansible_job_id"] and applied["finished"] == 1, applied
 
     before = everything(bed)
     code, report, output, plan = check_run(bed, "plan-converged")

@@ -140,6 +140,13 @@ def test_role_replaces_testvm_once_then_changes_and_downloads_nothing(glance, im
     assert list(conn.image.images(name="F17-x86_64-cfntools")) == []
     assert image_server.paths == ["/cirros.img"]
     uploads = glance.uploads()
+    # The long steps, conversion and upload, ran in the background and were polled; each label says how far.
+    for step in ("Convert", "Ensure"):
+        (item,) = task_results(report, "localhost", "xenserver.openstack.guest_images : " + step)[0]["results"]
+        assert item["ansible_job_id"] and item["finished"] == 1, item
+        assert item["_ansible_item_label"] == (
+            "TestVM (qcow2, image 1 of 1)" if step == "Convert" else "TestVM (image 1 of 1)"
+        ), item
 
     code, report, output = run_role(tmp_path, extra_vars)
 
