@@ -81,6 +81,13 @@ def main():
     print("1 pair:  %.2f s wall (median), %.2f s CPU" % (one, cpu_one))
     print("%d pairs: %.2f s wall (median), %.2f s CPU" % (options.pairs, many, cpu_many))
     print("CPU time ratio, %d pairs / 1 pair: %.2f" % (options.pairs, cpu_many / cpu_one))
+    # What each compute host costs the controller (and, on the bed, its module runs): the CPU the N - 1 added pairs
+    # took, per pair. Less sensitive to other load on the machine than the wall times.
+    print(
+        "CPU per host (each added pair: (CPU on %d pairs - CPU on 1 pair) / %d): %.2f s"
+        % (options.pairs, options.pairs - 1, (cpu_many - cpu_one) / (options.pairs - 1))
+    )
+    print("load average at the end: %s" % " ".join("%.2f" % load for load in os.getloadavg()))
     print(
         "wall time the %d CPUs allow for %d pairs (one pair's wall, or CPU / nproc if longer): %.2f s"
         % (nproc, options.pairs, max(one, cpu_many / nproc))
