@@ -131,6 +131,20 @@ def _check_member(path, index, member, tar, seen):
     return name
 
 
+def check_head(path):
+    """Refuse at once a missing file, or one whose first bytes show it is not a gzip file (qcow2, raw, a bare VHD).
+
+    Raises:
+        VHDImageError: naming the file, what it is, and the way to convert it.
+    """
+    if not os.path.isfile(path):
+        raise VHDImageError("%s does not exist or is not a file: give the path of a XenServer-format image." % path)
+    with open(path, "rb") as image:
+        head = image.read(VHD_FOOTER_SIZE)
+    if not head.startswith(GZIP_MAGIC):
+        _reject_other_formats(path, head)
+
+
 def inspect_vhd_tgz(path, algorithms=DIGESTS):
     """Check that C(path) is a XenServer-format image and compute its digests, in one streaming pass.
 
@@ -147,12 +161,7 @@ def inspect_vhd_tgz(path, algorithms=DIGESTS):
     Raises:
         VHDImageError: the file is missing or is not a gzip tar of VHD files with C(0.vhd) first.
     """
-    if not os.path.isfile(path):
-        raise VHDImageError("%s does not exist or is not a file: give the path of a XenServer-format image." % path)
-    with open(path, "rb") as image:
-        head = image.read(VHD_FOOTER_SIZE)
-    if not head.startswith(GZIP_MAGIC):
-        _reject_other_formats(path, head)
+    check_head(path)
     with open(path, "rb") as image:
         reader = _DigestingReader(image, algorithms)
         try:

@@ -16,9 +16,14 @@ description:
   - Ensures that Glance has exactly one image named O(name), with C(container_format=ovf), C(disk_format=vhd),
     the O(properties) and O(visibility) given, and the content of O(filename).
   - O(filename) must be a XenServer-format image - a gzip tar whose first member is C(0.vhd) and whose members are
-    all VHD files. That is checked before Glance is contacted, in one streaming pass over the file that also
-    computes its digests. A qcow2 or raw disk image is refused with the way to convert it
-    (M(xenserver.openstack.vhd_tgz)).
+    all VHD files. A qcow2, raw or bare VHD file is refused by its first bytes, before Glance is contacted, with
+    the way to convert it (M(xenserver.openstack.vhd_tgz)).
+  - The whole file is checked (every member gunzipped, each ending with a VHD footer) in one streaming pass that
+    also computes its digests. When an image of the name may already hold the file (one of the same size), and
+    in check mode, that pass comes first and decides. Otherwise the file is uploaded anyway, so it is checked
+    while it uploads - into a private image named C(NAME [upload in progress]) that gets its name, visibility and
+    digests only once the check passed and Glance's checksum is the file's, and that is deleted otherwise (an
+    interrupted run's is deleted by the next). So a broken file never appears under O(name).
   - An image of that name whose content (Glance's C(os_hash_value), or C(checksum) when Glance has no
     C(os_hash_value)) or formats differ is replaced - the new image is uploaded first and the old ones deleted
     after, so that the name never disappears.
@@ -215,7 +220,9 @@ deleted:
   sample: [0b5e7c1d-2f3a-4b6c-8d9e-0f1a2b3c4d5e]
 """
 
+import os
 import re
+import threading
 import time
 
 from ansible.module_utils.common.text.converters import to_native, to_text
@@ -228,6 +235,7 @@ from ansible_collections.xenserver.openstack.plugins.module_utils._compat import
 )
 from ansible_collections.xenserver.openstack.plugins.module_utils._vhd import (
     VHDImageError,
+    check_head,
     file_digest,
     inspect_vhd_tgz,
 )
@@ -250,6 +258,9 @@ DISK_FORMAT = "vhd"
 RETRY_INTERVAL = 2
 RETRY_HTTP_STATUS = (502, 503, 504)
 PATCH_HEADERS = {"Content-Type": "application/openstack-images-v2.1-json-patch"}
+DATA_HEADERS = {"Content-Type": "application/octet-stream"}
+# The name of an image while it uploads and its file is being checked (private, until the check passed).
+UPLOAD_NAME = "%s [upload in progress]"
 # Glance's own image fields: read-only, or set through an option of this module.
 RESERVED = frozenset(
     (
@@ -323,6 +334,41 @@ def metadata_patch(image, visibility, properties):
         for key, value in sorted(wanted.items())
         if image.get(key) != value
     ]
+
+
+def may_hold(image, size):
+    """Whether an image could hold a file of this size (same size, or Glance does not say): only then do the file's
+    digests have to be known before deciding what to do."""
+    return image.get("size") in (None, size)
+
+
+class BackgroundCheck:
+    """inspect_vhd_tgz() of a file in a thread of its own, while the file uploads: the check and the upload read the
+    file at the same time (hashlib and zlib run without the GIL), so the run reads it in about the time of one
+    pass instead of two."""
+
+    def __init__(self, path):
+        self.path = path
+        self.found = None
+        self.error = None
+        self.thread = threading.Thread(target=self._check)
+        self.thread.daemon = True
+        self.thread.start()
+
+    def _check(self):
+        try:
+            self.found = inspect_vhd_tgz(self.path)
+        except VHDImageError as error:
+            self.error = error
+        except Exception as error:
+            self.error = VHDImageError("%s could not be checked: %s" % (self.path, error))
+
+    def digests(self):
+        """Wait for the check; return the file's digests, or raise what it found wrong."""
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.found["digests"]
 
 
 def plan(images, digests, visibility, properties):
@@ -481,6 +527,47 @@ class Glance:
     def image(self, image_id):
         return self._checked(self.conn.image.get("/images/%s" % image_id))
 
+    def upload_while_checking(self, name, filename, check, visibility, properties):
+        """Upload the file into a private image of a name of its own while C(check) reads it; once the check
+        passed and Glance's checksum is the file's, give the image its name, visibility and digests. A file the
+        check refuses, or any failure on the way, deletes that image: a broken file is never seen under the name."""
+        created = self._checked(
+            self.conn.image.post(
+                "/images",
+                json=dict(
+                    properties,
+                    name=UPLOAD_NAME % name,
+                    container_format=CONTAINER_FORMAT,
+                    disk_format=DISK_FORMAT,
+                    visibility="private",
+                ),
+            )
+        )
+        try:
+            with open(filename, "rb") as data:
+                self._checked(self.conn.image.put("/images/%s/file" % created["id"], data=data, headers=DATA_HEADERS))
+            digests = check.digests()
+            uploaded = self.image(created["id"])
+            if uploaded.get("checksum") != digests["md5"]:
+                raise GlanceError(
+                    "Glance stored image %s with checksum %s, but %s has md5 %s: the upload was corrupted on the way. "
+                    "The image was deleted; run again."
+                    % (created["id"], uploaded.get("checksum"), filename, digests["md5"])
+                )
+            named = {
+                "name": name,
+                "owner_specified.openstack.md5": digests["md5"],
+                "owner_specified.openstack.sha256": digests["sha256"],
+                "owner_specified.openstack.object": "images/%s" % name,
+            }
+            return self.patch(created["id"], metadata_patch(uploaded, visibility, named))
+        except BaseException:
+            try:
+                self.delete(created["id"])
+            except Exception:
+                pass
+            raise
+
     def upload(self, name, filename, digests, visibility, properties):
         """Create the image and stream the file into it; return its record."""
         created = self.conn.image.create_image(
@@ -547,12 +634,13 @@ class VHDImageModule(BaseModule):
     def _run(self):
         present = self.params["state"] == "present"
         properties = desired_properties(self.params["properties"]) if present else {}
-        digests = inspect_vhd_tgz(self.params["filename"])["digests"] if present else None
+        if present:
+            check_head(self.params["filename"])  # a qcow2, raw or missing file: refused before Glance is asked
         settings = connection_settings(self.params)
         mask_only_secrets(self.module, settings)
         glance = Glance(settings, self.params["api_timeout"])
         try:
-            return self._converge(glance, digests, properties)
+            return self._converge(glance, present, properties)
         except ksa_exceptions.Unauthorized as error:
             raise GlanceError(
                 "%s refused the credentials: %s. Check the user name, password (or token) and project in auth, "
@@ -569,16 +657,30 @@ class VHDImageModule(BaseModule):
                 "%s: could not %s for image %s: %s" % (glance.where, self.step, self.params["name"], error)
             )
 
-    def _converge(self, glance, digests, properties):
+    def _digests_first(self, images):
+        """Whether the file's digests decide what to do: an image of the name may hold the file already (or check
+        mode must tell). Otherwise the file is certainly uploaded, and checked while it uploads."""
+        size = os.path.getsize(self.params["filename"])
+        return self.module.check_mode or any(may_hold(image, size) for image in images)
+
+    def _converge(self, glance, present, properties):
         name, visibility = self.params["name"], self.params["visibility"]
         images = glance.images_when_up(name, self.params["wait_timeout"])
-        if digests is not None:
+        # Uploads an interrupted earlier run left (private, never named): deleted with the other extras.
+        leftovers = glance.images(UPLOAD_NAME % name)
+        digests = None
+        if present and self._digests_first(images):
+            digests = inspect_vhd_tgz(self.params["filename"])["digests"]
             for algorithm in set(image["os_hash_algo"] for image in images if image.get("os_hash_algo")):
                 if algorithm not in digests:
                     digests[algorithm] = file_digest(self.params["filename"], algorithm)
-        todo = plan(images, digests, visibility, properties)
+        if present and digests is None:
+            todo = dict(keep=None, patch=[], delete=list(images))
+        else:
+            todo = plan(images, digests, visibility, properties)
+        todo["delete"] += leftovers
         self._refuse_protected(todo["delete"])
-        keep, uploaded = todo["keep"], digests is not None and todo["keep"] is None
+        keep, uploaded = todo["keep"], present and todo["keep"] is None
         changed = uploaded or bool(todo["patch"] or todo["delete"])
         if self.module.check_mode:
             after = self._predicted(keep, todo["patch"], digests, properties)
@@ -608,9 +710,15 @@ class VHDImageModule(BaseModule):
     def _apply(self, glance, todo, digests, visibility, properties):
         """Upload or patch the image to keep, then delete the others: the name never disappears."""
         keep = todo["keep"]
-        if keep is None and digests is not None:
+        if keep is None and self.params["state"] == "present":
             self.step = "upload %s" % self.params["filename"]
-            keep = glance.upload(self.params["name"], self.params["filename"], digests, visibility, properties)
+            if digests is None:
+                check = BackgroundCheck(self.params["filename"])
+                keep = glance.upload_while_checking(
+                    self.params["name"], self.params["filename"], check, visibility, properties
+                )
+            else:
+                keep = glance.upload(self.params["name"], self.params["filename"], digests, visibility, properties)
         elif todo["patch"]:
             self.step = "update the properties and visibility"
             keep = glance.patch(keep["id"], todo["patch"])

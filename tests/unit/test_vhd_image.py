@@ -19,7 +19,7 @@ import pytest
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.xenserver.openstack.plugins.modules import vhd_image
 from glancebed.server import free_port
-from vhdlib import disk, xenserver_image
+from vhdlib import FOOTER, disk, tgz, xenserver_image
 
 
 def uid(prefix="TestVM"):
@@ -80,6 +80,55 @@ def test_replaces_an_old_qcow2_testvm_by_one_vhd_image_and_leaves_other_names_al
     assert {k: record[k] for k in PROPERTIES} == dict(PROPERTIES, auto_disk_config="False")
     assert result["image"]["id"] == new.id
     assert raw(conn, user_image["id"]) == user_image
+
+
+def test_a_new_image_is_checked_while_it_uploads_and_named_only_then(glance, conn, tmp_path, run_module):
+    """No image of the name can hold the file (none of its size): one pass over the file, the check beside the
+    upload, into a private image of its own name that gets the name once the check passed."""
+    name = uid()
+    image = xenserver_image(tmp_path)
+    start = len(glance.requests())
+
+    result = run_module(vhd_image, module_args(glance, name, image))
+
+    assert result["changed"] is True and result["uploaded"] is True, result
+    record = raw(conn, result["image"]["id"])
+    md5 = hashlib.md5(image.read_bytes()).hexdigest()
+    assert (record["name"], record["visibility"], record["checksum"]) == (name, "public", md5)
+    assert record["owner_specified.openstack.md5"] == md5
+    assert record["owner_specified.openstack.sha256"] == hashlib.sha256(image.read_bytes()).hexdigest()
+    assert images_named(conn, vhd_image.UPLOAD_NAME % name) == []
+    changes = [(r["method"], r["path"]) for r in glance.requests()[start:] if r["method"] != "GET"]
+    image_path = "/images/%s" % record["id"]
+    assert changes == [("POST", "/images"), ("PUT", image_path + "/file"), ("PATCH", image_path)], changes
+
+
+def test_a_broken_file_found_while_it_uploads_never_appears_under_the_name(glance, conn, tmp_path, run_module):
+    """A gzip tar whose first member is not 0.vhd passes the first bytes' check; the check beside the upload finds
+    it, and the uploaded image is deleted."""
+    name = uid()
+    broken = tgz(tmp_path / "broken.vhd.tgz", [("1.vhd", b"\0" * 4096 + FOOTER)])
+
+    result = run_module(vhd_image, module_args(glance, name, broken))
+
+    assert result["failed"] is True and "The first member of %s is 1.vhd, not 0.vhd" % broken in result["msg"]
+    assert images_named(conn, name) == [] and images_named(conn, vhd_image.UPLOAD_NAME % name) == []
+    assert [r["method"] for r in glance.requests() if r["method"] == "DELETE"], "the upload was not deleted"
+
+
+def test_an_interrupted_upload_is_deleted_by_the_next_run(glance, conn, tmp_path, run_module):
+    name = uid()
+    args = module_args(glance, name, xenserver_image(tmp_path))
+    first = run_module(vhd_image, args)
+    leftover = conn.image.create_image(
+        vhd_image.UPLOAD_NAME % name, disk_format="vhd", container_format="ovf", allow_duplicates=True
+    )
+
+    result = run_module(vhd_image, args)
+
+    assert result["changed"] is True and result["uploaded"] is False and result["deleted"] == [leftover.id]
+    assert images_named(conn, vhd_image.UPLOAD_NAME % name) == []
+    assert [i.id for i in images_named(conn, name)] == [first["image"]["id"]]
 
 
 def test_a_second_run_changes_nothing_and_sends_no_image_data(glance, conn, tmp_path, run_module):
