@@ -21,6 +21,12 @@ description:
     Needs O(password) and a reachable XAPI; skipped otherwise.
   - C(xenstore) - the MAC in the VM's xenstore key C(vm-data/himn_mac) (needs xe-guest-utilities).
   - C(address) - an interface holding an IPv4 address whose network contains O(dom0_address).
+  - C(dhcp) - with O(dhcp_probe), a DHCP request on each interface that has no IPv4 address (Ethernet, not a
+    bridge, bond, VLAN or bridge port); the one that xapi's DHCP server answers with an address in O(dom0_address)'s
+    network is the HIMN interface. This is how a fresh VM without guest tools finds it, as the XenServer Fuel plugin
+    did. The DHCP client only records the offer, through a script of the module's own, so no address, route or DNS
+    server is set and no other interface is touched; an interface that was down is set down again after its probe.
+    The probe therefore also runs in check mode.
   - When XAPI answers and the VM has no VIF on the HIMN, the module fails with the fix instead of guessing.
   - Also returns the VM's interfaces and the IPv4 networks on them, which the role xenserver.openstack.himn_network
     forwards and routes, and how the VM configures its network at boot, so that the role needs no fact gathering.
@@ -42,6 +48,28 @@ options:
       - The C(xenstore-read) command of xe-guest-utilities.
     type: path
     default: xenstore-read
+  use_xenapi:
+    description:
+      - Whether to ask XAPI. V(false) finds the interface from inside the VM only (xenstore, addresses, DHCP), as
+        before the HIMN has its address; a VM with a default route of its own would otherwise send the XAPI login
+        to 169.254.0.1 through its gateway and wait for it to time out.
+    type: bool
+    default: true
+    version_added: 0.2.0
+  dhcp_probe:
+    description:
+      - When XenAPI, xenstore and the addresses do not find the HIMN interface, probe the interfaces without an
+        IPv4 address with DHCP (the C(dhcp) way above). Needs C(dhclient) (isc-dhcp-client) or busybox's
+        C(udhcpc), and root.
+    type: bool
+    default: false
+    version_added: 0.2.0
+  dhcp_probe_timeout:
+    description:
+      - Seconds to wait for a DHCP offer on each probed interface.
+    type: int
+    default: 5
+    version_added: 0.2.0
 notes:
   - Unlike the C(xen_*) modules, O(password) is optional here, and an unreachable XAPI is not an error.
 author:
@@ -55,6 +83,11 @@ EXAMPLES = r"""
 
 - name: Find it without XenAPI (xenstore, then addresses)
   xenserver.openstack.himn_info:
+
+- name: Find it on a fresh VM, before the HIMN has an address (xenstore, addresses, then a DHCP probe)
+  xenserver.openstack.himn_info:
+    use_xenapi: false
+    dhcp_probe: true
 """
 
 RETURN = r"""
@@ -82,7 +115,21 @@ found_by:
   description: Which way found the interface.
   returned: success
   type: str
+  choices: [xenapi, xenstore, address, dhcp]
   sample: xenapi
+default_route:
+  description: Whether a default route leaves through the HIMN interface (the one xapi's DHCP offers; it must not).
+  returned: success
+  type: bool
+  sample: false
+  version_added: 0.2.0
+probed:
+  description: The interfaces probed with DHCP, in order, when the DHCP probe ran.
+  returned: when the DHCP probe ran
+  type: list
+  elements: str
+  sample: [eth1, eth2]
+  version_added: 0.2.0
 interfaces:
   description: Every network interface of this VM (so that a play can check names without gathering facts).
   returned: success
@@ -98,11 +145,12 @@ networks:
   sample: {"br-mgmt": ["192.168.0.0/24"], "eth2": ["169.254.0.0/16"], "lo": ["127.0.0.0/8"]}
 network_config:
   description:
-    - How this VM configures its network at boot - C(netplan) when C(/etc/netplan) is a directory, C(ifupdown)
-      otherwise.
+    - How this VM configures its network at boot - C(netplan) when C(/etc/netplan) is a directory, else C(ifupdown)
+      when C(/etc/network/interfaces) is a file, else C(networkmanager) when C(/etc/NetworkManager) is a directory,
+      else C(unknown).
   returned: success
   type: str
-  choices: [netplan, ifupdown]
+  choices: [netplan, ifupdown, networkmanager, unknown]
   sample: netplan
 xapi_unreachable:
   description: Why XenAPI was not used, when it was not.
@@ -112,11 +160,16 @@ xapi_unreachable:
 """
 
 import os
+import shutil
+import subprocess
+import tempfile
+import time
 
-from ansible_collections.xenserver.openstack.plugins.module_utils._compat import OS_ERRORS
+from ansible_collections.xenserver.openstack.plugins.module_utils._compat import OS_ERRORS, monotonic
 from ansible_collections.xenserver.openstack.plugins.module_utils._ipv4 import IPv4Address, IPv4Interface
 from ansible_collections.xenserver.openstack.plugins.module_utils._xenapi import (
     ModuleError,
+    XAPIUnreachable,
     XenAPIModule,
     find_himn,
     find_vm,
@@ -127,6 +180,17 @@ from ansible_collections.xenserver.openstack.plugins.module_utils._xenapi import
 
 SYS_NET = "/sys/class/net"
 NETPLAN_DIR = "/etc/netplan"
+IFUPDOWN_FILE = "/etc/network/interfaces"
+NETWORKMANAGER_DIR = "/etc/NetworkManager"
+# The DHCP probe's client script: it records the offer (address, netmask) and configures nothing. dhclient gives
+# $reason and new_*; busybox udhcpc gives $1 and ip / subnet. @OFFER@ is the file it writes.
+PROBE_SCRIPT = """#!/bin/sh
+case "${reason:-$1}" in
+    BOUND|RENEW|REBOOT|bound|renew) echo "${new_ip_address:-$ip} ${new_subnet_mask:-$subnet}" > '@OFFER@.tmp' &&
+        mv '@OFFER@.tmp' '@OFFER@' ;;
+esac
+exit 0
+"""
 
 
 def local_macs(sys_net=SYS_NET):
@@ -142,8 +206,30 @@ def local_macs(sys_net=SYS_NET):
 
 
 def network_config():
-    """Return how this machine configures its network at boot: netplan or ifupdown."""
-    return "netplan" if os.path.isdir(NETPLAN_DIR) else "ifupdown"
+    """Return how this machine configures its network at boot: netplan, ifupdown, networkmanager or unknown."""
+    if os.path.isdir(NETPLAN_DIR):
+        return "netplan"
+    if os.path.isfile(IFUPDOWN_FILE):
+        return "ifupdown"
+    return "networkmanager" if os.path.isdir(NETWORKMANAGER_DIR) else "unknown"
+
+
+def sys_net(name, entry, sys_net_dir=SYS_NET):
+    """The text of /sys/class/net/NAME/ENTRY, or None when it does not exist."""
+    try:
+        with open(os.path.join(sys_net_dir, name, entry)) as handle:
+            return handle.read().strip()
+    except OS_ERRORS:
+        return None
+
+
+def probe_candidate(name, sys_net_dir=SYS_NET):
+    """Whether an interface may be the HIMN's: an Ethernet interface of its own (not loopback, not a bridge, bond or
+    VLAN, not a port of one)."""
+    if sys_net(name, "type", sys_net_dir) != "1" or os.path.exists(os.path.join(sys_net_dir, name, "master")):
+        return False
+    uevent = sys_net(name, "uevent", sys_net_dir) or ""
+    return not any(line.startswith("DEVTYPE=") for line in uevent.splitlines())
 
 
 def local_interfaces(sys_net=SYS_NET):
@@ -166,15 +252,26 @@ class HimnInfoModule(XenAPIModule):
         vm_uuid=dict(type="str"),
         dom0_address=dict(type="str", default="169.254.0.1"),
         xenstore_read=dict(type="path", default="xenstore-read"),
+        use_xenapi=dict(type="bool", default=True),
+        dhcp_probe=dict(type="bool", default=False),
+        dhcp_probe_timeout=dict(type="int", default=5),
     )
     module_kwargs = dict(supports_check_mode=True)
     xenapi_optional = True
+    probed = None  # the interfaces the DHCP probe asked, once it ran
+
+    def _login(self):
+        if not self.params["use_xenapi"]:
+            raise XAPIUnreachable("use_xenapi is false")
+        super(HimnInfoModule, self)._login()
 
     def check_params(self):
         try:
             self.dom0 = IPv4Address(self.params["dom0_address"])
         except ValueError:
             raise ModuleError("dom0_address '%s' is not an IPv4 address." % self.params["dom0_address"])
+        if self.params["dhcp_probe_timeout"] < 1:
+            raise ModuleError("dhcp_probe_timeout must be 1 or more seconds.")
 
     def run(self):
         rc, out, err = self.ansible.run_command(["ip", "-4", "-o", "addr", "show"], environ_update={"LANG": "C"})
@@ -188,13 +285,109 @@ class HimnInfoModule(XenAPIModule):
                 return self._result(found_by, mac, self._interface_with(mac, found_by))
         for interface, address in self.addresses:
             if self.dom0 in address.network and address.ip != self.dom0:
-                mac = next((m for m, name in self.macs.items() if name == interface), "")
-                return self._result("address", mac, interface)
+                return self._result("address", self._mac_of(interface), interface)
+        if self.params["dhcp_probe"]:
+            interface = self._by_dhcp()
+            if interface:
+                return self._result("dhcp", self._mac_of(interface), interface)
         raise ModuleError(
             "No interface of this VM is on the HIMN: XenAPI was not usable (%s), xenstore has no vm-data/himn_mac, "
-            "and no interface has an address in a network with %s. %s"
-            % (self.xapi_unreachable or "no VM UUID", self.dom0, missing_himn_vif_message("this VM"))
+            "no interface has an address in a network with %s%s. %s"
+            % (
+                self.xapi_unreachable or "no VM UUID",
+                self.dom0,
+                self._probe_outcome(),
+                missing_himn_vif_message("this VM"),
+            )
         )
+
+    def _mac_of(self, interface):
+        return next((m for m, name in self.macs.items() if name == interface), "")
+
+    def _probe_outcome(self):
+        if self.probed is None:
+            return ""
+        if not self.probed:
+            return ", and no interface without an address was left to probe with DHCP"
+        return ", and no DHCP server on %s offered an address in that network" % ", ".join(self.probed)
+
+    def _dhcp_client(self):
+        """The argv of a DHCP client that runs in the foreground, once, with a script: dhclient or udhcpc."""
+        dhclient = self.ansible.get_bin_path("dhclient")
+        if dhclient:
+            return lambda script, work, name: [
+                dhclient, "-d", "-1", "-4", "-sf", script, "-lf", os.path.join(work, "lease"),
+                "-pf", os.path.join(work, "pid"), name,
+            ]  # fmt: skip
+        udhcpc = self.ansible.get_bin_path("udhcpc")
+        busybox = None if udhcpc else self.ansible.get_bin_path("busybox")
+        if udhcpc or busybox:
+            timeout = str(self.params["dhcp_probe_timeout"])
+            command = [udhcpc] if udhcpc else [busybox, "udhcpc"]
+            return lambda script, work, name: (
+                command + ["-f", "-q", "-n", "-t", timeout, "-T", "1", "-s", script, "-i", name]
+            )
+        raise ModuleError(
+            "Cannot probe for the HIMN interface with DHCP: neither dhclient (isc-dhcp-client) nor udhcpc (busybox) "
+            "is installed. Install one, or set vm-data/himn_mac in the VM's xenstore with the guest tools installed."
+        )
+
+    def _by_dhcp(self):
+        """Ask DHCP on each interface without an IPv4 address; return the one xapi's DHCP server answers."""
+        addressed = set(name for name, _address in self.addresses)
+        self.probed = [n for n in local_interfaces() if n not in addressed and n != "lo" and probe_candidate(n)]
+        if not self.probed:
+            return None
+        client = self._dhcp_client()
+        work = tempfile.mkdtemp(prefix="himn-probe-")
+        try:
+            for name in self.probed:
+                offer = self._probe(client, work, name)
+                if offer is not None and self.dom0 in offer.network and offer.ip != self.dom0:
+                    return name
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return None
+
+    def _probe(self, client, work, name):
+        """One DHCP request on interface NAME, set up for it if it is down and set down again; the offer or None."""
+        offer_file = os.path.join(work, name + ".offer")
+        script = os.path.join(work, "record-offer")
+        with open(script, "w") as handle:
+            handle.write(PROBE_SCRIPT.replace("@OFFER@", offer_file))
+        os.chmod(script, 0o700)
+        flags = int(sys_net(name, "flags") or "0", 16)
+        if not flags & 1:  # IFF_UP
+            self._ip("link", "set", "dev", name, "up")
+        try:
+            with open(os.devnull, "w") as devnull:
+                process = subprocess.Popen(client(script, work, name), stdout=devnull, stderr=devnull, cwd=work)
+            deadline = monotonic() + self.params["dhcp_probe_timeout"]
+            while not os.path.exists(offer_file) and process.poll() is None and monotonic() < deadline:
+                time.sleep(0.1)
+            if process.poll() is None:
+                process.terminate()
+                process.wait()
+        finally:
+            if not flags & 1:
+                self._ip("link", "set", "dev", name, "down")
+        try:
+            with open(offer_file) as handle:
+                address, netmask = handle.read().split()
+            return IPv4Interface("%s/%s" % (address, netmask))
+        except (ValueError, OSError, IOError):
+            return None
+
+    def _ip(self, *args):
+        rc, _out, err = self.ansible.run_command(["ip"] + list(args))
+        if rc != 0:
+            raise ModuleError("'ip %s' failed: %s" % (" ".join(args), err.strip()))
+
+    def _default_route(self, interface):
+        """Whether a default route leaves through INTERFACE."""
+        rc, out, _err = self.ansible.run_command(["ip", "-4", "route", "show", "default"], environ_update={"LANG": "C"})
+        words = [line.split() for line in out.splitlines()] if rc == 0 else []
+        return any("dev" in w and w.index("dev") + 1 < len(w) and w[w.index("dev") + 1] == interface for w in words)
 
     def _by_xenapi(self):
         uuid = self.params["vm_uuid"] or read_local_vm_uuid()
@@ -231,6 +424,7 @@ class HimnInfoModule(XenAPIModule):
             address=str(address.ip) if address else "",
             prefix=address.network.prefixlen if address else 0,
             found_by=found_by,
+            default_route=self._default_route(interface),
             interfaces=local_interfaces(),
             networks={},
             network_config=network_config(),
@@ -239,6 +433,8 @@ class HimnInfoModule(XenAPIModule):
             result["networks"].setdefault(name, []).append(str(address.network))
         if self.xapi_unreachable:
             result["xapi_unreachable"] = self.xapi_unreachable
+        if self.probed is not None:
+            result["probed"] = self.probed
         return result
 
 

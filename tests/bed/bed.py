@@ -295,6 +295,22 @@ DOM0_FILES = {
     "conntrackd/conntrackd.conf": "# conntrack-tools' conntrackd.conf\nSync {\n\tMode FTFW {\n\t}\n}\n",
     "sysconfig/iptables": DOM0_FIREWALL,
 }
+# A compute VM's /etc/network/interfaces as the OpenStack deployment wrote it (ifupdown: the bed's distribution).
+COMPUTE_INTERFACES = """\
+# interfaces(5) of %(compute)s, as the OpenStack deployment wrote it
+source /etc/network/interfaces.d/*
+
+auto lo
+iface lo inet loopback
+
+auto br-mgmt
+iface br-mgmt inet static
+    address %(mgmt)s/24
+
+auto br-storage
+iface br-storage inet static
+    address %(storage)s/24
+"""
 # The controller's nova.conf as the OpenStack deployment wrote it (under its /etc entry nova).
 CONTROLLER_NOVA_CONF = """\
 # nova.conf of the controller, as the OpenStack deployment wrote it
@@ -325,6 +341,30 @@ def guest_tools(pair: Pair, scenario: dict) -> None:
     write(data, "".join("%s\t%s\n" % item for item in sorted(keys.items())))
     script = (STANDINS / "xenstore-read.in").read_text().replace("@DATA@", str(data))
     write(pair.compute_dir / "root" / "usr" / "bin" / "xenstore-read", script, 0o755)
+
+
+def ifupdown(pair: Pair) -> None:
+    """The compute VM's ifup and ifdown (standins/ifupdown.py), in its own /usr/sbin, with its own state file."""
+    for command in ("ifup", "ifdown"):
+        wrapper = '#!/bin/sh\nIFUPDOWN_STATE=%s exec %s %s %s "$@"\n' % (
+            pair.compute_dir / "ifstate",
+            sys.executable,
+            STANDINS / "ifupdown.py",
+            command,
+        )
+        write(pair.compute_dir / "root" / "usr" / "sbin" / command, wrapper, 0o755)
+
+
+def host_path(pair: Pair) -> str:
+    """The compute VM's own bin directories (its guest tools, ifupdown), first on its PATH (``ansible_netns_path``)."""
+    root = pair.compute_dir / "root"
+    return "%s:%s" % (root / "usr" / "sbin", root / "usr" / "bin")
+
+
+def in_compute(pair: Pair, *argv: str, check: bool = True) -> subprocess.CompletedProcess:
+    """``argv`` in the compute VM, its own bin directories first on PATH, as Ansible runs commands there."""
+    path = "PATH=%s:%s" % (host_path(pair), os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"))
+    return run("ip", "netns", "exec", pair.compute_ns, "env", path, *argv, check=check)
 
 
 def give_nova(pair: Pair, venv: str) -> None:
@@ -358,6 +398,14 @@ def seed(state: State, pairs: list[Pair]) -> None:
         if pair.compute not in seeded:
             # Where the image cache job goes (misc_patches_image_cache_script in the inventory).
             (pair.compute_dir / "root" / "usr" / "local" / "sbin").mkdir(parents=True, exist_ok=True)
+            # Its network as the OpenStack deployment left it, for ifupdown at boot (`reboot`): the bridges' static
+            # addresses; the HIMN NIC is nowhere (nothing configured it).
+            interfaces = COMPUTE_INTERFACES % {
+                "compute": pair.compute,
+                "mgmt": pair.ip("mgmt"),
+                "storage": pair.ip("storage"),
+            }
+            write(pair.compute_dir / "root" / "etc" / "network" / "interfaces", interfaces)
             state.record("seeded", pair.compute)
     if "controller" not in seeded:
         write(controller_dir(state.dir) / "root" / "etc" / "nova" / "nova.conf", CONTROLLER_NOVA_CONF, 0o640)
@@ -666,6 +714,12 @@ def inventory(state: State, pairs: list[Pair], scenarios: dict[int, dict]) -> di
     target_python = state.data.get("target_python") or state.data["python"]
     novas = cycled(state.data["nova"], pairs) if state.data.get("nova") else {}
 
+    def guest_tools_var(pair: Pair) -> dict:
+        """The guest tools' xenstore-read of this VM (what nova and HIMN discovery read from xenstore), if it has."""
+        if not state.data.get("guest_tools", True):
+            return {}
+        return dict(bed_xenstore_read=str(pair.compute_dir / "root" / "usr" / "bin" / "xenstore-read"))
+
     def nova(pair: Pair) -> dict:
         """What the roles know of nova: the real nova's own Python (they read its version there), or, without a
         real nova, a version and the Python that stands in for nova's."""
@@ -684,8 +738,9 @@ def inventory(state: State, pairs: list[Pair], scenarios: dict[int, dict]) -> di
             pair.compute_ns,
             **nova(pair),
             bed_root=str(pair.compute_dir / "root"),
-            # The guest tools' xenstore-read of this VM (what nova and HIMN discovery read from xenstore).
-            bed_xenstore_read=str(pair.compute_dir / "root" / "usr" / "bin" / "xenstore-read"),
+            # Its own bin directories first on PATH: the guest tools' xenstore-read, ifupdown's ifup and ifdown.
+            ansible_netns_path=host_path(pair),
+            **guest_tools_var(pair),
             bed_mgmt_ip=pair.ip("mgmt"),
             bed_storage_ip=pair.ip("storage"),
             xenserver_vm_uuid=pair.vm_uuid,
@@ -746,7 +801,8 @@ def claim(state: State, args: argparse.Namespace) -> None:
         "nova": args.nova.split(",") if args.nova else [],
         "python": args.python,
         "target_python": args.target_python,
-        "himn_lease": not args.no_himn_lease,
+        "himn_lease": args.himn_lease,
+        "guest_tools": not args.no_guest_tools,
     }
     recorded = {key: state.data.get(key) for key in wanted}
     if state.exists and recorded != wanted:
@@ -774,7 +830,9 @@ def up(args: argparse.Namespace) -> int:
     wire(pairs, scenarios)
     novas = cycled(state.data["nova"], pairs) if state.data["nova"] else {}
     for pair in pairs:
-        guest_tools(pair, scenarios[pair.index])
+        if state.data["guest_tools"]:
+            guest_tools(pair, scenarios[pair.index])
+        ifupdown(pair)
         if pair.index in novas:
             give_nova(pair, novas[pair.index])
     for pair in pairs:
@@ -789,6 +847,7 @@ def up(args: argparse.Namespace) -> int:
         if state.data["himn_lease"] and himn_vif(scenarios[pair.index]):
             lease_himn(pair)
     for pair in pairs:
+        in_compute(pair, "ifup", "-a")  # the interfaces the deployment configured, as at boot (not the HIMN)
         start_standins("compute", pair.compute_ns, pair.compute_dir)
     start_standins("controller", CONTROLLER, controller_dir(args.state_dir))
     state.data["signing_key"] = signing_key(args.state_dir)
@@ -916,6 +975,45 @@ def down(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- reboot -----------------------------------------------------------------------------------------------------
+
+
+def reboot(args: argparse.Namespace) -> int:
+    """Reboot a compute VM's network as a boot would: what the kernel held goes, what the host persisted comes back.
+
+    Addresses and routes are flushed on every interface, iptables emptied then loaded from /etc/iptables/rules.v4
+    (netfilter-persistent), sysctls from /etc/sysctl.d, and `ifup -a` brings up what /etc/network/interfaces says
+    (ifupdown's networking service). Processes (the service stand-ins) keep running.
+    """
+    require_root()
+    state = State(args.state_dir)
+    if not state.is_up():
+        raise BedError("the bed in %s is not up" % args.state_dir)
+    pair = next((pair for pair in pairs_of(state) if pair.compute == args.host), None)
+    if pair is None:
+        raise BedError("no compute VM %s in this bed (compute-1 .. compute-%d)" % (args.host, state.data["pairs"]))
+    ns, etc = pair.compute_ns, pair.compute_dir / "root" / "etc"
+    for line in ip(ns, "-o", "link", "show").stdout.splitlines():
+        link = line.split(":")[1].strip().split("@")[0]
+        if link != "lo":
+            ip(ns, "-4", "address", "flush", "dev", link)
+    ip(ns, "-4", "route", "flush", "table", "main")
+    for table in ("filter", "nat", "mangle", "raw"):
+        for flag in ("-F", "-X"):
+            run("ip", "netns", "exec", ns, "iptables", "-t", table, flag)
+    for chain in ("INPUT", "FORWARD", "OUTPUT"):
+        run("ip", "netns", "exec", ns, "iptables", "-P", chain, "ACCEPT")
+    if (etc / "iptables" / "rules.v4").exists():
+        run("ip", "netns", "exec", ns, "iptables-restore", str(etc / "iptables" / "rules.v4"))
+    run("ip", "netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv4.ip_forward=0")
+    for conf in sorted((etc / "sysctl.d").glob("*.conf")):
+        run("ip", "netns", "exec", ns, "sysctl", "-q", "-p", str(conf))
+    (pair.compute_dir / "ifstate").unlink(missing_ok=True)
+    result = in_compute(pair, "ifup", "-a", check=False)
+    print("bed: rebooted %s%s" % (args.host, ": " + result.stderr.strip() if result.returncode else ""))
+    return 0
+
+
 # --- status, inventory, main -----------------------------------------------------------------------------------
 
 
@@ -945,7 +1043,7 @@ def show_inventory(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"up": up, "down": down, "status": status, "inventory": show_inventory}
+COMMANDS = {"up": up, "down": down, "status": status, "inventory": show_inventory, "reboot": reboot}
 
 
 def target_python(value: str) -> str:
@@ -999,11 +1097,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "train-py2.7 (nova 20), from .build/realclients (scripts/setup-realclients.sh) (default: none, a stand-in)",
     )
     up_parser.add_argument(
-        "--no-himn-lease", action="store_true", help="leave the compute VMs' HIMN NIC without an address"
+        "--himn-lease",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="give the compute VMs' HIMN NIC its address by DHCP, unpersisted, as if someone had run a DHCP client by "
+        "hand (default --no-himn-lease: a fresh VM, whose HIMN NIC has no address and no configuration)",
+    )
+    up_parser.add_argument(
+        "--no-guest-tools",
+        action="store_true",
+        help="no xenstore-read in the compute VMs: HIMN discovery falls back on its DHCP probe",
     )
     commands.add_parser("down", help="remove everything the bed made")
     commands.add_parser("status", help="print JSON of what is up")
     commands.add_parser("inventory", help="print the path of the generated inventory")
+    reboot_parser = commands.add_parser(
+        "reboot", help="reboot a compute VM's network: flush it, then load what the VM persisted, as at boot"
+    )
+    reboot_parser.add_argument("host", help="the compute VM, compute-N")
     for command in commands.choices.values():
         command.add_argument(
             "--state-dir", type=Path, default=REPO / ".bed", help="where the bed keeps its state (default <repo>/.bed)"

@@ -38,6 +38,14 @@ options:
       - name: inventory_hostname
       - name: ansible_host
       - name: ansible_netns_name
+  netns_path:
+    description:
+      - Directories put first on the PATH of every command in the namespace, separated by colons; the host's own
+        bin directories (the test bed's compute VMs keep their guest tools and ifupdown there). Empty means none.
+    type: str
+    default: ""
+    vars:
+      - name: ansible_netns_path
   become_success_timeout:
     description:
       - Number of seconds to wait for become to succeed when enabled.
@@ -72,9 +80,15 @@ class Connection(LocalConnection):
     def _netns_exec(self) -> list[str]:
         return ["ip", "netns", "exec", self.get_option("netns_name")]
 
+    def _path(self) -> list[str]:
+        """``env PATH=...`` with the host's own bin directories first, when it has some."""
+        if not self.get_option("netns_path"):
+            return []
+        return ["env", "PATH=%s:%s" % (self.get_option("netns_path"), os.environ.get("PATH", "/usr/bin:/bin"))]
+
     def exec_command(self, cmd: str, in_data: bytes | None = None, sudoable: bool = True) -> tuple[int, bytes, bytes]:
         """Run ``cmd`` with /bin/sh inside the namespace."""
-        wrapped = "exec " + shlex.join([*self._netns_exec(), "/bin/sh", "-c", to_text(cmd)])
+        wrapped = "exec " + shlex.join([*self._netns_exec(), *self._path(), "/bin/sh", "-c", to_text(cmd)])
         return super().exec_command(wrapped, in_data=in_data, sudoable=sudoable)
 
     def _transfer(self, argv: list[str], **streams: object) -> None:
