@@ -297,7 +297,7 @@ class HimnInfoModule(XenAPIModule):
                 self.xapi_unreachable or "no VM UUID",
                 self.dom0,
                 self._probe_outcome(),
-                missing_himn_vif_message("this VM"),
+                missing_himn_vif_message(None),
             )
         )
 

@@ -478,16 +478,21 @@ def bridge(ns: str, name: str, address: str | None = None) -> None:
     ip(ns, "link", "set", name, "up")
 
 
-def cable(ns: str, nic: str, peer_ns: str, port: str, peer_bridge: str, *, mac: str | None = None) -> None:
-    """A veth from ``nic`` in ``ns`` to ``port`` in ``peer_ns``, the port enslaved to ``peer_bridge``."""
-    if not link_exists(ns, nic):
+def cable(
+    ns: str, nic: str, peer_ns: str, port: str, peer_bridge: str, *, mac: str | None = None, up: bool = True
+) -> None:
+    """A veth from ``nic`` in ``ns`` to ``port`` in ``peer_ns``, the port enslaved to ``peer_bridge``; ``nic`` up
+    unless ``up`` is false (a NIC nothing configured yet; left as it is when it exists)."""
+    made = not link_exists(ns, nic)
+    if made:
         address = ["address", mac] if mac else []
         ip(ns, "link", "add", nic, *address, "type", "veth", "peer", "name", port, "netns", peer_ns)
     ip(peer_ns, "link", "set", port, "master", peer_bridge, "up")
-    ip(ns, "link", "set", nic, "up")
+    if up or made:
+        ip(ns, "link", "set", nic, "up" if up else "down")
 
 
-def wire(pairs: list[Pair], scenarios: dict[int, dict]) -> None:
+def wire(pairs: list[Pair], scenarios: dict[int, dict], himn_up: bool) -> None:
     for ns in namespaces(pairs):
         ip(ns, "link", "set", "lo", "up")
     for network, (prefix, nic) in NETWORKS.items():
@@ -497,7 +502,7 @@ def wire(pairs: list[Pair], scenarios: dict[int, dict]) -> None:
     for pair in pairs:
         bridge(pair.dom0_ns, "xenapi", DOM0_HIMN_IP + "/16")
         if himn_vif(scenarios[pair.index]):
-            cable(pair.compute_ns, HIMN_NIC, pair.dom0_ns, "vif9", "xenapi", mac=pair.mac(HIMN_NIC))
+            cable(pair.compute_ns, HIMN_NIC, pair.dom0_ns, "vif9", "xenapi", mac=pair.mac(HIMN_NIC), up=himn_up)
         for network, (_, nic) in NETWORKS.items():
             bridge(pair.compute_ns, "br-" + network, pair.ip(network) + "/24")
             cable(pair.compute_ns, nic, SWITCH, "c%d-%s" % (pair.index, nic), network, mac=pair.mac(nic))
@@ -827,7 +832,7 @@ def up(args: argparse.Namespace) -> int:
     create_namespaces(state, namespaces(pairs))
     give_files(state, pairs)
     seed(state, pairs)
-    wire(pairs, scenarios)
+    wire(pairs, scenarios, himn_up=state.data["himn_lease"])
     novas = cycled(state.data["nova"], pairs) if state.data["nova"] else {}
     for pair in pairs:
         if state.data["guest_tools"]:

@@ -24,7 +24,8 @@ BUILT_IN_CHAINS = {"INPUT", "FORWARD", "OUTPUT", "PREROUTING", "POSTROUTING"}
 
 @pytest.fixture(scope="module")
 def bed(tmp_path_factory):
-    bed = Bed(str(tmp_path_factory.mktemp("bed")))
+    # The pre-leased VM (HIMN address given by hand, nothing persisted): the role keeps it for boot without ifup.
+    bed = Bed(str(tmp_path_factory.mktemp("bed")), "--himn-lease")
     listener = bed.listen(CTL, PORT)
     try:
         yield bed

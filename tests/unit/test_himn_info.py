@@ -60,21 +60,72 @@ def test_a_vif_that_is_not_plugged_is_named(xapi_sim, run_module, machine):
     assert result["failed"] and "is on no interface of this VM" in result["msg"]
 
 
-def test_network_config_is_netplan_when_etc_netplan_is_a_directory(run_module, machine, tmp_path, monkeypatch):
+def test_network_config_is_netplan_then_ifupdown_then_networkmanager(run_module, machine, tmp_path, monkeypatch):
     machine["macs"] = {"02:00:00:00:00:09": "eth2"}
     machine["addresses"] = [("eth2", HIMN_ADDRESS)]
-    monkeypatch.setattr(himn_info, "NETPLAN_DIR", str(tmp_path / "netplan"))
+    for name, path in (("NETPLAN_DIR", "netplan"), ("IFUPDOWN_FILE", "interfaces"), ("NETWORKMANAGER_DIR", "nm")):
+        monkeypatch.setattr(himn_info, name, str(tmp_path / path))
 
     def network_config():
         args = dict(url="http://127.0.0.1:9", xenstore_read=str(tmp_path / "absent"))
         return run_module(himn_info, args)["network_config"]
 
+    assert network_config() == "unknown"
+    (tmp_path / "nm").mkdir()
+    assert network_config() == "networkmanager"
+    (tmp_path / "interfaces").mkdir()  # a directory is not ifupdown's file
+    assert network_config() == "networkmanager"
+    (tmp_path / "interfaces").rmdir()
+    (tmp_path / "interfaces").write_text("auto lo\n")
     assert network_config() == "ifupdown"
     (tmp_path / "netplan").write_text("not a directory")
     assert network_config() == "ifupdown"
     (tmp_path / "netplan").unlink()
     (tmp_path / "netplan").mkdir()
     assert network_config() == "netplan"
+
+
+def test_use_xenapi_false_never_logs_in(xapi_sim, run_module, machine, tmp_path):
+    sim = xapi_sim("xcpng-8.3")
+    machine["macs"] = {"02:58:53:02:00:01": "eth2"}
+    machine["addresses"] = [("eth2", HIMN_ADDRESS)]
+    vm = sim.scenario["vms"]["compute"]["uuid"]
+    result = run_module(himn_info, dict(creds(sim), vm_uuid=vm, use_xenapi=False, xenstore_read=str(tmp_path / "x")))
+    assert (result["found_by"], result["xapi_unreachable"]) == ("address", "use_xenapi is false")
+    assert sim.counts() == {}
+
+
+def test_the_probe_asks_only_plain_ethernet_interfaces(tmp_path):
+    """Loopback, bridges, bond / VLAN devices (DEVTYPE) and ports of a bridge are never probed."""
+    interfaces = {
+        "eth2": ("1", ""),
+        "lo": ("772", ""),
+        "br-mgmt": ("1", "DEVTYPE=bridge"),
+        "bond0": ("1", "DEVTYPE=bond"),
+        "eth0": ("1", ""),
+    }
+    for name, (kind, uevent) in interfaces.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "type").write_text(kind + "\n")
+        (tmp_path / name / "uevent").write_text("INTERFACE=%s\n%s\n" % (name, uevent))
+    (tmp_path / "eth0" / "master").symlink_to(tmp_path / "br-mgmt")
+    assert [name for name in sorted(interfaces) if himn_info.probe_candidate(name, str(tmp_path))] == ["eth2"]
+
+
+def test_without_a_dhcp_client_the_probe_says_what_to_install(run_module, machine, tmp_path, monkeypatch):
+    machine["macs"] = {"02:58:53:02:00:01": "eth2"}
+    monkeypatch.setattr(himn_info, "local_interfaces", lambda: ["eth2"])
+    monkeypatch.setattr(himn_info, "probe_candidate", lambda name: True)
+    from ansible.module_utils.basic import AnsibleModule
+
+    real = AnsibleModule.get_bin_path
+    absent = ("dhclient", "udhcpc", "busybox")
+    monkeypatch.setattr(
+        AnsibleModule, "get_bin_path", lambda self, name, *a, **k: None if name in absent else real(self, name, *a, **k)
+    )
+    args = dict(use_xenapi=False, dhcp_probe=True, xenstore_read=str(tmp_path / "absent"))
+    result = run_module(himn_info, args)
+    assert result["failed"] and "neither dhclient (isc-dhcp-client) nor udhcpc (busybox)" in result["msg"]
 
 
 def test_without_xapi_xenstore_gives_the_mac(run_module, machine, tmp_path):
