@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 VENV=$ROOT/.venv
 COLLECTIONS=$ROOT/.build/collections
-APT_PACKAGES=(iproute2 iptables dnsmasq-base busybox isc-dhcp-client procps rpm qemu-utils
+APT_PACKAGES=(iproute2 iptables dnsmasq-base busybox isc-dhcp-client procps rpm qemu-utils sudo
   rpm2cpio cpio createrepo-c xorriso genisoimage gnupg openssl patch pciutils
   openvswitch-switch) # the bed's Dom0 Open vSwitch (ovsdb-server, ovs-vswitchd in user space, ovs-vsctl)
 

@@ -453,6 +453,56 @@ def give_etc(state: State, ns: str, root: Path, entries: tuple[str, ...]) -> Non
             link.symlink_to(root / "etc" / entry)
 
 
+def give_sudo_user(state: State, pair: Pair, name: str) -> None:
+    """A user ``name`` in the compute VM, allowed everything through sudo without a password, as clouds are reached.
+
+    The VM gets its own /etc/passwd, /etc/group, /etc/shadow (PAM's account check, which sudo makes, reads it) and
+    /etc/sudoers (the machine's first three with the user added, no password to log in with; the
+    /etc rule binds them over the machine's inside its namespace only), and a home directory of its own in /tmp
+    (recorded in the state, removed on ``down``), which the user can reach whatever the state directory's modes.
+    """
+    if not Path("/etc/sudoers").is_file() or not shutil.which("sudo"):
+        raise BedError("--sudo-user needs sudo on this machine (apt-get install sudo)")
+    etc, netns_dir = pair.compute_dir / "root" / "etc", NETNS_ETC / pair.compute_ns
+    uid = state.data.setdefault("sudo_uid", free_id())
+    home = Path("/tmp", "%s-home-%s" % (pair.compute_ns, name))
+    passwd = Path("/etc/passwd").read_text()
+    group = Path("/etc/group").read_text()
+    shadow = Path("/etc/shadow").read_text()
+    # Its own bin directories first on sudo's PATH too (secure_path), as /sbin is for ifup on a real VM.
+    path = "%s:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" % host_path(pair)
+    files = {
+        "passwd": (passwd + "%s:x:%d:%d:bed sudo user:%s:/bin/sh\n" % (name, uid, uid, home), 0o644),
+        "group": (group + "%s:x:%d:\n" % (name, uid), 0o644),
+        "shadow": (shadow + "%s:*:20000:0:99999:7:::\n" % name, 0o640),
+        "sudoers": (
+            'Defaults secure_path="%s"\nroot ALL=(ALL:ALL) ALL\n%s ALL=(ALL:ALL) NOPASSWD: ALL\n' % (path, name),
+            0o440,
+        ),
+    }
+    for entry, (text, mode) in files.items():
+        write(etc / entry, text, mode)
+        link = netns_dir / entry
+        if not link.is_symlink():
+            state.record("etc", str(link))
+            link.symlink_to(etc / entry)
+    if not home.exists():
+        state.record("homes", str(home))
+        home.mkdir(mode=0o700)
+        os.chown(home, uid, uid)
+
+
+def free_id() -> int:
+    """A user and group id that neither the machine's /etc/passwd nor /etc/group uses."""
+    used = {
+        int(line.split(":")[2])
+        for name in ("passwd", "group")
+        for line in Path("/etc", name).read_text().splitlines()
+        if line.count(":") >= 2
+    }
+    return next(i for i in range(4200, 60000) if i not in used)
+
+
 def give_dom0_fs(state: State) -> None:
     """The Dom0 file system rule: the mount targets the simulators need for Dom0's paths outside /etc (their
     namespaces bind Dom0's roots over them), made as empty directories where the machine lacks them."""
@@ -746,6 +796,7 @@ def inventory(state: State, pairs: list[Pair], scenarios: dict[int, dict]) -> di
             # Its own bin directories first on PATH: the guest tools' xenstore-read, ifupdown's ifup and ifdown.
             ansible_netns_path=host_path(pair),
             **guest_tools_var(pair),
+            **({"ansible_user": state.data["sudo_user"]} if state.data.get("sudo_user") else {}),
             bed_mgmt_ip=pair.ip("mgmt"),
             bed_storage_ip=pair.ip("storage"),
             xenserver_vm_uuid=pair.vm_uuid,
@@ -808,6 +859,7 @@ def claim(state: State, args: argparse.Namespace) -> None:
         "target_python": args.target_python,
         "himn_lease": args.himn_lease,
         "guest_tools": not args.no_guest_tools,
+        "sudo_user": args.sudo_user,
     }
     recorded = {key: state.data.get(key) for key in wanted}
     if state.exists and recorded != wanted:
@@ -835,6 +887,8 @@ def up(args: argparse.Namespace) -> int:
     wire(pairs, scenarios, himn_up=state.data["himn_lease"])
     novas = cycled(state.data["nova"], pairs) if state.data["nova"] else {}
     for pair in pairs:
+        if state.data["sudo_user"]:
+            give_sudo_user(state, pair, state.data["sudo_user"])
         if state.data["guest_tools"]:
             guest_tools(pair, scenarios[pair.index])
         ifupdown(pair)
@@ -967,6 +1021,8 @@ def down(args: argparse.Namespace) -> int:
         remove_etc(Path(path))
     for path in reversed(state.data.get("dom0_fs", [])):
         xapisim_dom0.remove_target(path)
+    for path in state.data.get("homes", []):  # the sudo users' home directories
+        shutil.rmtree(path, ignore_errors=True)
     if (args.state_dir / "gpg").exists():  # the agent gpg started when the pack was signed
         run("gpgconf", "--homedir", str(args.state_dir / "gpg"), "--kill", "gpg-agent", check=False)
     for pair in pairs_of(state):
@@ -1107,6 +1163,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=False,
         help="give the compute VMs' HIMN NIC its address by DHCP, unpersisted, as if someone had run a DHCP client by "
         "hand (default --no-himn-lease: a fresh VM, whose HIMN NIC has no address and no configuration)",
+    )
+    up_parser.add_argument(
+        "--sudo-user",
+        metavar="NAME",
+        help="reach the compute VMs as NAME, a user of theirs with sudo (NOPASSWD), not as root: site.yml becomes root",
     )
     up_parser.add_argument(
         "--no-guest-tools",

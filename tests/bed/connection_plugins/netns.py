@@ -46,6 +46,16 @@ options:
     default: ""
     vars:
       - name: ansible_netns_path
+  remote_user:
+    description:
+      - The user that runs every command in the namespace (C(runuser -u), as root may on the controller), a user of
+        the namespace's own C(/etc/passwd) (the test bed gives its compute VMs one with C(--sudo-user)), so that
+        C(become) runs C(sudo) there as over SSH. Not set, the user that runs Ansible.
+    type: str
+    vars:
+      - name: ansible_user
+    keyword:
+      - name: remote_user
   become_success_timeout:
     description:
       - Number of seconds to wait for become to succeed when enabled.
@@ -65,7 +75,7 @@ extends_documentation_fragment:
   - connection_pipelining
 notes:
   - The filesystem is the controller's; only C(/etc/netns/NAME/) entries differ inside the namespace.
-  - The remote user is ignored; commands run as the user that runs Ansible.
+  - Without O(remote_user), commands run as the user that runs Ansible.
 """
 
 display = Display()
@@ -86,13 +96,32 @@ class Connection(LocalConnection):
             return []
         return ["env", "PATH=%s:%s" % (self.get_option("netns_path"), os.environ.get("PATH", "/usr/bin:/bin"))]
 
+    def set_options(self, task_keys=None, var_options=None, direct=None) -> None:
+        super().set_options(task_keys=task_keys, var_options=var_options, direct=direct)
+        if not self.get_option("remote_user"):  # Ansible's user: become is skipped for root as on a local connection
+            self.set_option("remote_user", self.default_user)
+
+    def _user(self) -> list[str]:
+        """``runuser -u USER --`` when commands run as another user than Ansible's."""
+        user = self.get_option("remote_user")
+        return ["runuser", "-u", user, "--"] if user and user != self.default_user else []
+
+    def _connect(self) -> Connection:
+        super()._connect()
+        self._play_context.remote_user = self.get_option("remote_user")  # the local connection puts Ansible's
+        return self
+
     def exec_command(self, cmd: str, in_data: bytes | None = None, sudoable: bool = True) -> tuple[int, bytes, bytes]:
-        """Run ``cmd`` with /bin/sh inside the namespace."""
-        wrapped = "exec " + shlex.join([*self._netns_exec(), *self._path(), "/bin/sh", "-c", to_text(cmd)])
+        """Run ``cmd`` with /bin/sh inside the namespace, as its user."""
+        argv = [*self._netns_exec(), *self._path(), *self._user(), "/bin/sh", "-c", to_text(cmd)]
+        wrapped = "exec " + shlex.join(argv)
         return super().exec_command(wrapped, in_data=in_data, sudoable=sudoable)
 
     def _transfer(self, argv: list[str], **streams: object) -> None:
-        result = subprocess.run([*self._netns_exec(), *argv], stderr=subprocess.PIPE, check=False, **streams)
+        # As the remote user, as SSH would: Ansible then hands the file to the become user itself.
+        result = subprocess.run(
+            [*self._netns_exec(), *self._user(), *argv], stderr=subprocess.PIPE, check=False, **streams
+        )
         if result.returncode:
             raise AnsibleError(
                 "%s in network namespace %s failed: %s"
