@@ -63,8 +63,9 @@ make_collections_path() {
   mkdir -p "$COLLECTIONS/ansible_collections/xenserver"
   ln -sfn "$ROOT" "$COLLECTIONS/ansible_collections/xenserver/openstack"
   [ -d "$COLLECTIONS/ansible_collections/ansible/posix" ] && \
-    [ -d "$COLLECTIONS/ansible_collections/community/general" ] && return 0
-  log "taking ansible.posix and community.general from the PyPI ansible package"
+    [ -d "$COLLECTIONS/ansible_collections/community/general" ] && \
+    [ -d "$COLLECTIONS/ansible_collections/community/library_inventory_filtering_v1" ] && return 0
+  log "taking ansible.posix, community.general and its dependency from the PyPI ansible package"
   bash scripts/collections-from-ansible.sh "$VENV" 'ansible>=13,<15' "$COLLECTIONS"
 }
 
