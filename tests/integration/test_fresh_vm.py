@@ -1,7 +1,7 @@
 """site.yml on fresh compute VMs (issue 17): nothing has configured the HIMN NIC, so XAPI is unreachable until the
 HIMN bootstrap (role himn_network, discover.yml and bootstrap.yml) finds the NIC without XAPI and brings it up.
 
-One bed per case, shared by its tests in file order:
+One bed per case (class), shared by its tests in file order, down before the next comes up:
 - with guest tools (the bed's default): check mode predicts and changes nothing; the first run converges (found by
   xenstore); the second changes nothing; a reboot of the compute VM keeps the HIMN address, no default route through
   the HIMN, and Dom0's path to the management network;
@@ -23,16 +23,15 @@ HIMN_FILE = os.path.join("etc", "network", "interfaces.d", "xenserver-himn")
 
 def bring_up(tmp_path_factory, *options):
     bed = Bed(str(tmp_path_factory.mktemp("fresh") / "bed"), *options)
-    return bed
-
-
-@pytest.fixture(scope="module")
-def bed(tmp_path_factory):
-    bed = bring_up(tmp_path_factory)
     try:
         yield bed
     finally:
         bed.down()
+
+
+@pytest.fixture(scope="class")
+def bed(tmp_path_factory):
+    yield from bring_up(tmp_path_factory)
 
 
 def himn_address(bed):
@@ -48,93 +47,94 @@ def bootstrap(report, name):
     return task_results(report, "compute-1", "xenserver.openstack.himn_network : " + name)[0]
 
 
-def test_fresh_vm_has_no_himn_address_and_check_mode_predicts_without_changing_anything(bed):
-    assert himn_address(bed) == []
-    before = snapshot(bed, 1)
-
-    code, report, output = bed.playbook(SITE, "--check", "--diff")
-
-    assert code == 0, output[-3000:]
-    assert tracebacks(report, output) == []
-    found = bootstrap(report, "Find the HIMN interface without XAPI")
-    assert (found["interface"], found["found_by"], found["address"]) == ("eth2", "xenstore", "")
-    persisted = bootstrap(report, "Take the HIMN address by DHCP at boot, without the default route (ifupdown)")
-    assert persisted["changed"] and "iface eth2 inet dhcp" in persisted["diff"][0]["after"]
-    assert "would be configured and brought up" in bootstrap(report, "Say what the rest cannot predict")["msg"]
-    assert not task_results(report, "compute-1", "Read the host"), "check mode went on to ask XAPI"
-    assert differences(before, snapshot(bed, 1)) == {}
-    assert himn_address(bed) == []
-
-
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="class")
 def first_run(bed):
     return bed.playbook(SITE)
 
 
-def test_fresh_vm_converges_with_the_himn_up_and_kept_for_boot(bed, first_run):
-    code, report, output = first_run
-    assert code == 0, output[-3000:]
-    assert tracebacks(report, output) == []
-    assert bootstrap(report, "Find the HIMN interface without XAPI")["found_by"] == "xenstore"
-    assert bootstrap(report, "Bring the HIMN interface up now")["changed"]
-    assert task_results(report, "compute-1", "Read the host")[0]["himn"]["bridge"] == "xenapi"
-    assert himn_address(bed) == ["169.254.0.2/16"]
-    assert default_routes(bed) == ""
-    with open(os.path.join(bed.root("compute-1"), HIMN_FILE)) as handle:
-        assert "iface eth2 inet dhcp" in handle.read()
-    assert "198.18.1.0/24 via 169.254.0.2 dev xenapi" in bed.run(DOM0, "ip", "-4", "route").stdout
-
-
-def test_second_run_changes_nothing(bed, first_run):
-    assert first_run[0] == 0, "the first run failed"
-    code, report, output = bed.playbook(SITE)
-    assert code == 0, output[-3000:]
-    assert {host: stats["changed"] for host, stats in report["stats"].items()} == {"compute-1": 0, "controller-1": 0}
-
-
-def test_a_reboot_keeps_the_himn_address_without_its_default_route(bed, first_run):
-    assert first_run[0] == 0, "the first run failed"
-    subprocess.run([*BED, "reboot", "compute-1", "--state-dir", bed.state_dir], check=True, capture_output=True)
-
-    assert himn_address(bed) == ["169.254.0.2/16"]
-    assert default_routes(bed) == ""
-    # The rest the VM persisted came back too: the noVNC port forward reaches Dom0's xapi over the HIMN again.
-    assert bed.http(ns("ctl"), "http://198.18.1.11/_sim/health") == "ok"
-
-
-def test_the_bed_reboot_would_show_a_default_route_that_the_configuration_did_not_drop(bed, first_run):
-    """The reboot above proves something: the bed's DHCP client adds the HIMN's router as default route, as
-    dhclient-script does, so only the role's configuration keeps it out."""
-    assert first_run[0] == 0, "the first run failed"
-    path = os.path.join(bed.root("compute-1"), HIMN_FILE)
-    with open(path) as handle:
-        kept = handle.read()
-    try:
-        with open(path, "w") as handle:
-            handle.write("".join(line for line in kept.splitlines(True) if "post-up" not in line))
-        subprocess.run([*BED, "reboot", "compute-1", "--state-dir", bed.state_dir], check=True, capture_output=True)
-        assert default_routes(bed).startswith("default via 169.254.0.1 dev eth2")
-    finally:
-        with open(path, "w") as handle:
-            handle.write(kept)
-
-
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="class")
 def bare_bed(tmp_path_factory):
-    bed = bring_up(tmp_path_factory, "--no-guest-tools")
-    try:
-        yield bed
-    finally:
-        bed.down()
+    yield from bring_up(tmp_path_factory, "--no-guest-tools")
 
 
-def test_without_guest_tools_the_dhcp_probe_finds_the_himn_and_site_converges(bare_bed):
-    assert not os.path.exists(os.path.join(bare_bed.root("compute-1"), "usr", "bin", "xenstore-read"))
+class TestWithGuestTools:
+    """The bed's default fresh VM: the guest tools give vm-data/himn_mac."""
 
-    code, report, output = bare_bed.playbook(SITE)
+    def test_fresh_vm_has_no_himn_address_and_check_mode_predicts_without_changing_anything(self, bed):
+        assert himn_address(bed) == []
+        before = snapshot(bed, 1)
 
-    assert code == 0, output[-3000:]
-    found = bootstrap(report, "Find the HIMN interface without XAPI")
-    assert (found["interface"], found["found_by"], found["probed"]) == ("eth2", "dhcp", ["eth2"])
-    assert himn_address(bare_bed) == ["169.254.0.2/16"]
-    assert default_routes(bare_bed) == ""
+        code, report, output = bed.playbook(SITE, "--check", "--diff")
+
+        assert code == 0, output[-3000:]
+        assert tracebacks(report, output) == []
+        found = bootstrap(report, "Find the HIMN interface without XAPI")
+        assert (found["interface"], found["found_by"], found["address"]) == ("eth2", "xenstore", "")
+        persisted = bootstrap(report, "Take the HIMN address by DHCP at boot, without the default route (ifupdown)")
+        assert persisted["changed"] and "iface eth2 inet dhcp" in persisted["diff"][0]["after"]
+        assert "would be configured and brought up" in bootstrap(report, "Say what the rest cannot predict")["msg"]
+        assert not task_results(report, "compute-1", "Read the host"), "check mode went on to ask XAPI"
+        assert differences(before, snapshot(bed, 1)) == {}
+        assert himn_address(bed) == []
+
+    def test_fresh_vm_converges_with_the_himn_up_and_kept_for_boot(self, bed, first_run):
+        code, report, output = first_run
+        assert code == 0, output[-3000:]
+        assert tracebacks(report, output) == []
+        assert bootstrap(report, "Find the HIMN interface without XAPI")["found_by"] == "xenstore"
+        assert bootstrap(report, "Bring the HIMN interface up now")["changed"]
+        assert task_results(report, "compute-1", "Read the host")[0]["himn"]["bridge"] == "xenapi"
+        assert himn_address(bed) == ["169.254.0.2/16"]
+        assert default_routes(bed) == ""
+        with open(os.path.join(bed.root("compute-1"), HIMN_FILE)) as handle:
+            assert "iface eth2 inet dhcp" in handle.read()
+        assert "198.18.1.0/24 via 169.254.0.2 dev xenapi" in bed.run(DOM0, "ip", "-4", "route").stdout
+
+    def test_second_run_changes_nothing(self, bed, first_run):
+        assert first_run[0] == 0, "the first run failed"
+        code, report, output = bed.playbook(SITE)
+        assert code == 0, output[-3000:]
+        assert {host: stats["changed"] for host, stats in report["stats"].items()} == {
+            "compute-1": 0,
+            "controller-1": 0,
+        }
+
+    def test_a_reboot_keeps_the_himn_address_without_its_default_route(self, bed, first_run):
+        assert first_run[0] == 0, "the first run failed"
+        subprocess.run([*BED, "reboot", "compute-1", "--state-dir", bed.state_dir], check=True, capture_output=True)
+
+        assert himn_address(bed) == ["169.254.0.2/16"]
+        assert default_routes(bed) == ""
+        # The rest the VM persisted came back too: the noVNC port forward reaches Dom0's xapi over the HIMN again.
+        assert bed.http(ns("ctl"), "http://198.18.1.11/_sim/health") == "ok"
+
+    def test_the_bed_reboot_would_show_a_default_route_that_the_configuration_did_not_drop(self, bed, first_run):
+        """The reboot above proves something: the bed's DHCP client adds the HIMN's router as default route, as
+        dhclient-script does, so only the role's configuration keeps it out."""
+        assert first_run[0] == 0, "the first run failed"
+        path = os.path.join(bed.root("compute-1"), HIMN_FILE)
+        with open(path) as handle:
+            kept = handle.read()
+        try:
+            with open(path, "w") as handle:
+                handle.write("".join(line for line in kept.splitlines(True) if "post-up" not in line))
+            subprocess.run([*BED, "reboot", "compute-1", "--state-dir", bed.state_dir], check=True, capture_output=True)
+            assert default_routes(bed).startswith("default via 169.254.0.1 dev eth2")
+        finally:
+            with open(path, "w") as handle:
+                handle.write(kept)
+
+
+class TestWithoutGuestTools:
+    """A fresh VM without guest tools: only the DHCP probe finds the HIMN NIC."""
+
+    def test_without_guest_tools_the_dhcp_probe_finds_the_himn_and_site_converges(self, bare_bed):
+        assert not os.path.exists(os.path.join(bare_bed.root("compute-1"), "usr", "bin", "xenstore-read"))
+
+        code, report, output = bare_bed.playbook(SITE)
+
+        assert code == 0, output[-3000:]
+        found = bootstrap(report, "Find the HIMN interface without XAPI")
+        assert (found["interface"], found["found_by"], found["probed"]) == ("eth2", "dhcp", ["eth2"])
+        assert himn_address(bare_bed) == ["169.254.0.2/16"]
+        assert default_routes(bare_bed) == ""
