@@ -4,11 +4,14 @@ installed, offline, into an empty collections path with the three collections th
 checkout but the bed.
 
 The dependencies' tarballs stand in for ``ansible-galaxy collection download`` (no Galaxy here): they are packed from
-the collections scripts/setup.sh takes from the PyPI ansible package, which hold the same MANIFEST.json and
-FILES.json as Galaxy's artifacts, so ansible-galaxy checks them as it checks downloaded ones.
+the collections scripts/setup.sh takes from the PyPI ansible package. That package leaves out the collections' CI and
+test files but keeps their FILES.json, so FILES.json is narrowed to the files there (their checksums as they are) and
+MANIFEST.json given its new checksum; ansible-galaxy then checks every file as it checks a downloaded artifact.
 """
 
 import glob
+import hashlib
+import io
 import json
 import os
 import shutil
@@ -38,14 +41,24 @@ def run(argv, env, cwd):
 
 
 def pack(collection, offline):
-    """A collection artifact (tarball) of an installed collection: its files at the top, as Galaxy's."""
+    """A collection artifact (tarball) of an installed collection, as Galaxy's: MANIFEST.json, FILES.json, files."""
     source = os.path.join(BUILT, collection)
     with open(os.path.join(source, "MANIFEST.json")) as handle:
-        version = json.load(handle)["collection_info"]["version"]
+        manifest = json.load(handle)
+    with open(os.path.join(source, "FILES.json")) as handle:
+        files = json.load(handle)
+    files["files"] = [f for f in files["files"] if f["name"] == "." or os.path.lexists(os.path.join(source, f["name"]))]
+    files_json = json.dumps(files, indent=4).encode()
+    manifest["file_manifest_file"]["chksum_sha256"] = hashlib.sha256(files_json).hexdigest()
+    version = manifest["collection_info"]["version"]
     path = os.path.join(offline, "%s-%s.tar.gz" % (collection.replace("/", "-"), version))
     with tarfile.open(path, "w:gz") as archive:
-        for name in sorted(os.listdir(source)):
-            archive.add(os.path.join(source, name), arcname=name)
+        for name, data in (("MANIFEST.json", json.dumps(manifest, indent=4).encode()), ("FILES.json", files_json)):
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o644
+            archive.addfile(info, io.BytesIO(data))
+        for entry in files["files"][1:]:
+            archive.add(os.path.join(source, entry["name"]), arcname=entry["name"], recursive=False)
     return path
 
 
