@@ -161,11 +161,9 @@ xapi_unreachable:
 
 import os
 import shutil
-import subprocess
 import tempfile
-import time
 
-from ansible_collections.xenserver.openstack.plugins.module_utils._compat import OS_ERRORS, monotonic
+from ansible_collections.xenserver.openstack.plugins.module_utils._compat import OS_ERRORS
 from ansible_collections.xenserver.openstack.plugins.module_utils._ipv4 import IPv4Address, IPv4Interface
 from ansible_collections.xenserver.openstack.plugins.module_utils._xenapi import (
     ModuleError,
@@ -311,22 +309,40 @@ class HimnInfoModule(XenAPIModule):
             return ", and no interface without an address was left to probe with DHCP"
         return ", and no DHCP server on %s offered an address in that network" % ", ".join(self.probed)
 
-    def _dhcp_client(self):
-        """The argv of a DHCP client that runs in the foreground, once, with a script: dhclient or udhcpc."""
+    def _dhcp_client(self, work):
+        """How to ask for one offer: (argv of a DHCP client that ends by itself, argv that stops what it left) for
+        an interface and a script. dhclient (-1: one try, as long as its configuration's timeout) daemonizes once
+        bound, so it is stopped after (-x: no release); udhcpc (-q -n) quits either way."""
+        timeout = self.params["dhcp_probe_timeout"]
         dhclient = self.ansible.get_bin_path("dhclient")
         if dhclient:
-            return lambda script, work, name: [
-                dhclient, "-d", "-1", "-4", "-sf", script, "-lf", os.path.join(work, "lease"),
-                "-pf", os.path.join(work, "pid"), name,
-            ]  # fmt: skip
+            conf = os.path.join(work, "dhclient.conf")
+            with open(conf, "w") as handle:
+                handle.write("timeout %d;\nretry 1;\n" % timeout)
+
+            def dhclient_argv(action, script, name):
+                files = [
+                    "-cf",
+                    conf,
+                    "-sf",
+                    script,
+                    "-lf",
+                    os.path.join(work, "lease"),
+                    "-pf",
+                    os.path.join(work, "pid"),
+                ]
+                return [dhclient, action, "-4"] + files + [name]
+
+            return (
+                lambda script, name: dhclient_argv("-1", script, name),
+                lambda script, name: dhclient_argv("-x", script, name),
+            )
         udhcpc = self.ansible.get_bin_path("udhcpc")
         busybox = None if udhcpc else self.ansible.get_bin_path("busybox")
         if udhcpc or busybox:
-            timeout = str(self.params["dhcp_probe_timeout"])
             command = [udhcpc] if udhcpc else [busybox, "udhcpc"]
-            return lambda script, work, name: (
-                command + ["-f", "-q", "-n", "-t", timeout, "-T", "1", "-s", script, "-i", name]
-            )
+            options = ["-f", "-q", "-n", "-t", str(timeout), "-T", "1"]
+            return lambda script, name: command + options + ["-s", script, "-i", name], None
         raise ModuleError(
             "Cannot probe for the HIMN interface with DHCP: neither dhclient (isc-dhcp-client) nor udhcpc (busybox) "
             "is installed. Install one, or set vm-data/himn_mac in the VM's xenstore with the guest tools installed."
@@ -338,9 +354,9 @@ class HimnInfoModule(XenAPIModule):
         self.probed = [n for n in local_interfaces() if n not in addressed and n != "lo" and probe_candidate(n)]
         if not self.probed:
             return None
-        client = self._dhcp_client()
         work = tempfile.mkdtemp(prefix="himn-probe-")
         try:
+            client = self._dhcp_client(work)
             for name in self.probed:
                 offer = self._probe(client, work, name)
                 if offer is not None and self.dom0 in offer.network and offer.ip != self.dom0:
@@ -359,15 +375,11 @@ class HimnInfoModule(XenAPIModule):
         flags = int(sys_net(name, "flags") or "0", 16)
         if not flags & 1:  # IFF_UP
             self._ip("link", "set", "dev", name, "up")
+        start, stop = client
         try:
-            with open(os.devnull, "w") as devnull:
-                process = subprocess.Popen(client(script, work, name), stdout=devnull, stderr=devnull, cwd=work)
-            deadline = monotonic() + self.params["dhcp_probe_timeout"]
-            while not os.path.exists(offer_file) and process.poll() is None and monotonic() < deadline:
-                time.sleep(0.1)
-            if process.poll() is None:
-                process.terminate()
-                process.wait()
+            self.ansible.run_command(start(script, name))
+            if stop is not None and os.path.exists(os.path.join(work, "pid")):
+                self.ansible.run_command(stop(script, name))  # removes its pid file
         finally:
             if not flags & 1:
                 self._ip("link", "set", "dev", name, "down")
