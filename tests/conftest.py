@@ -1,5 +1,6 @@
 """Shared pytest set-up: the collection on the import path, the XAPI simulator fixtures, in-process module runs."""
 
+import contextlib
 import json
 import os
 import sys
@@ -38,6 +39,17 @@ def pytest_runtest_setup(item):
         pytest.skip("needs root and network namespaces")
 
 
+@contextlib.contextmanager
+def controller_off():
+    from ansible.module_utils import _internal
+
+    saved, _internal.is_controller = getattr(_internal, "is_controller", False), False
+    try:
+        yield
+    finally:
+        _internal.is_controller = saved
+
+
 @pytest.fixture
 def run_module(capsys):
     """Run a module's main() in this process with the given arguments; return its JSON result.
@@ -48,7 +60,10 @@ def run_module(capsys):
 
     def run(module, args, check_mode=False):
         args = dict(args, _ansible_check_mode=check_mode)
-        with patch_module_args(args), pytest.raises(SystemExit):
+        # A module runs in a process of its own, never the controller's: once a test has loaded controller code
+        # (an inventory or filter plugin), ansible-core would send module warnings to the display instead of the
+        # result.
+        with patch_module_args(args), pytest.raises(SystemExit), controller_off():
             module.main()
         out = capsys.readouterr().out
         return json.loads(out)

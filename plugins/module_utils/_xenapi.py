@@ -559,12 +559,14 @@ def himn_vif(xapi, vm_ref, himn_ref):
 
 def missing_himn_vif_message(vm_name):
     """The fix for a compute VM without its HIMN VIF (None: this VM, its name unknown)."""
-    return (
-        "%s no VIF on the Host Internal Management Network. In Dom0, add one: "
-        "xe vif-create vm-uuid=<vm> network-uuid=$(xe network-list bridge=xenapi --minimal) device=9, then "
-        "xe vm-param-set uuid=<vm> xenstore-data:vm-data/himn_mac=<its MAC> and restart the VM "
-        "(or use the XenCenter HIMN tool)." % ("VM %s has" % vm_name if vm_name is not None else "This VM may have")
+    fix = (
+        "In Dom0, add one: xe vif-create vm-uuid=<vm> network-uuid=$(xe network-list bridge=xenapi --minimal) "
+        "device=9, then xe vm-param-set uuid=<vm> xenstore-data:vm-data/himn_mac=<its MAC> and restart the VM "
+        "(or use the XenCenter HIMN tool)."
     )
+    if vm_name is None:
+        return "This VM may have no VIF on the Host Internal Management Network. %s" % fix
+    return "VM %s has no VIF on the Host Internal Management Network. %s" % (vm_name, fix)
 
 
 def call_dom0_plugin(xapi, host_ref, function, params):
