@@ -188,17 +188,21 @@ def test_himn_network_routes_forwarded_interfaces_and_port_forwards():
     assert "br-nope" not in text  # given routes, the forwarded interfaces' networks are not needed
 
 
+# dom0_suppack's variables as a host with a signing key and its Dom0 in the inventory has them.
+SUPPACK_VALUES = dict(
+    dom0_suppack_install=True,
+    dom0_suppack_trust_key=False,
+    dom0_suppack_dom0_host="dom0-1",
+    dom0_suppack_min_platform_version="2.1.0",
+    dom0_suppack_gpg_key="0123456789ABCDEF0123456789ABCDEF01234567",
+    dom0_suppack_iso="",
+)
+
+
 def test_a_legacy_host_or_the_trust_step_needs_its_dom0_in_the_inventory():
     legacy = dict(host=dict(name_label="xs70", platform_version="2.1.0"))
     modern = dict(host=dict(name_label="xs83", platform_version="3.4.0"))
-    values = dict(
-        dom0_suppack_install=True,
-        dom0_suppack_trust_key=False,
-        dom0_suppack_dom0_host="",
-        dom0_suppack_min_platform_version="2.1.0",
-        dom0_suppack_gpg_key="0123456789ABCDEF0123456789ABCDEF01234567",
-        dom0_suppack_iso="",
-    )
+    values = dict(SUPPACK_VALUES, dom0_suppack_dom0_host="")
     # Older than the pack supports at all (XenServer 6.5): the platform check speaks for it, not this one.
     too_old = dict(host=dict(name_label="xs65", platform_version="1.9.0"))
     assert problems("dom0_suppack", values, host_info=too_old, hosts=["compute-1"]) == []
@@ -222,14 +226,7 @@ def test_a_modern_host_needs_a_signing_key_or_a_ready_pack():
     """XAPI refuses an unsigned update (INVALID_UPDATE): without a key the preflight says so before any change."""
     modern = dict(host=dict(name_label="xs83", platform_version="3.4.0"))
     legacy = dict(host=dict(name_label="xs70", platform_version="2.1.0"))
-    values = dict(
-        dom0_suppack_install=True,
-        dom0_suppack_trust_key=False,
-        dom0_suppack_dom0_host="dom0-1",
-        dom0_suppack_min_platform_version="2.1.0",
-        dom0_suppack_gpg_key=" ",
-        dom0_suppack_iso="",
-    )
+    values = dict(SUPPACK_VALUES, dom0_suppack_gpg_key=" ")
     (text,) = messages(problems("dom0_suppack", values, host_info=modern, hosts=["compute-1", "dom0-1"]))
     assert text.startswith("xs83 runs platform 3.4.0, whose XAPI applies signed update packs only")
     assert "dom0_suppack_gpg_key is empty" in text and "'Pack signing key'" in text

@@ -19,17 +19,9 @@ HOUSEKEEPING = dict(firewall=dict(ports=[dict(protocol="tcp", port=6640)]), unbl
 pytestmark = pytest.mark.root
 
 
-def args_for(sim, **extra):
-    creds = sim.scenario["credentials"]
-    args = dict(url=sim.url, username=creds["username"], password=creds["password"])
-    args["vm_uuid"] = sim.scenario["vms"]["compute"]["uuid"]
-    args.update(extra)
-    return args
-
-
 def test_route_check_before_the_plugin_is_installed_predicts_the_routes(xapi_sim, run_module):
     sim = xapi_sim("xcpng-8.3")
-    result = run_module(xen_route, args_for(sim, networks=NETWORKS, plugin_pending=True), check_mode=True)
+    result = run_module(xen_route, sim.module_args(networks=NETWORKS, plugin_pending=True), check_mode=True)
     assert not result.get("failed"), result
     assert result["changed"] is True and result["predicted"] is True
     gateway = result["gateway"]
@@ -42,22 +34,22 @@ def test_route_check_before_the_plugin_is_installed_predicts_the_routes(xapi_sim
 
 def test_route_checks_that_the_module_makes_itself_still_fail_a_prediction(xapi_sim, run_module):
     sim = xapi_sim("xcpng-8.3")
-    bad = run_module(xen_route, args_for(sim, networks=["198.18.1.1/24"], plugin_pending=True), check_mode=True)
+    bad = run_module(xen_route, sim.module_args(networks=["198.18.1.1/24"], plugin_pending=True), check_mode=True)
     assert bad["failed"] and "host bits set" in bad["msg"]
 
 
 @pytest.mark.parametrize("check_mode, pending", [(False, True), (True, False)])
 def test_without_check_mode_or_plugin_pending_a_missing_plugin_still_fails(xapi_sim, run_module, check_mode, pending):
     sim = xapi_sim("xcpng-8.3")
-    result = run_module(xen_route, args_for(sim, networks=NETWORKS, plugin_pending=pending), check_mode=check_mode)
+    result = run_module(xen_route, sim.module_args(networks=NETWORKS, plugin_pending=pending), check_mode=check_mode)
     assert result["failed"] and "is not installed on the host" in result["msg"], result
-    result = run_module(xen_dom0_config, args_for(sim, plugin_pending=pending, **HOUSEKEEPING), check_mode=check_mode)
+    result = run_module(xen_dom0_config, sim.module_args(plugin_pending=pending, **HOUSEKEEPING), check_mode=check_mode)
     assert result["failed"] and "is not installed on the host" in result["msg"], result
 
 
 def test_housekeeping_before_the_plugin_is_installed_predicts_each_part(xapi_sim, run_module):
     sim = xapi_sim("xcpng-8.3")
-    result = run_module(xen_dom0_config, args_for(sim, plugin_pending=True, **HOUSEKEEPING), check_mode=True)
+    result = run_module(xen_dom0_config, sim.module_args(plugin_pending=True, **HOUSEKEEPING), check_mode=True)
     assert not result.get("failed"), result
     assert result["changed"] is True and result["predicted"] is True
     assert set(result["operations"]) == {"firewall", "unblacklist_modules"}
@@ -71,7 +63,7 @@ def test_housekeeping_before_the_plugin_is_installed_predicts_each_part(xapi_sim
 def test_with_the_plugin_installed_plugin_pending_changes_nothing(xapi_sim, run_module):
     sim = xapi_sim("xcpng-8.3")
     shutil.copy(PLUGIN, sim.plugin_dir)
-    args = args_for(sim, unblacklist_modules=["bridge"])
+    args = sim.module_args(unblacklist_modules=["bridge"])
     plain = run_module(xen_dom0_config, args, check_mode=True)
     pending = run_module(xen_dom0_config, dict(args, plugin_pending=True), check_mode=True)
     assert "predicted" not in pending and "not_checked" not in pending, pending

@@ -39,14 +39,6 @@ def dom0(xapi_sim, tmp_path):
     return start
 
 
-def args_for(sim, **extra):
-    creds = sim.scenario["credentials"]
-    args = dict(url=sim.url, username=creds["username"], password=creds["password"])
-    args["vm_uuid"] = sim.scenario["vms"]["compute"]["uuid"]
-    args.update(extra)
-    return args
-
-
 def restarts(log):
     return log.read_text().splitlines() if log.exists() else []
 
@@ -57,11 +49,11 @@ def test_console_log_rotation_is_one_cron_file_of_its_own_and_idempotent(dom0, r
     other.write_text("*/5 * * * * root /usr/sbin/logrotate /etc/logrotate.conf\n")
     job = dict(max_size=65536, keep_size=4096)
 
-    checked = run_module(xen_dom0_config, args_for(sim, console_log_rotation=job), check_mode=True)
+    checked = run_module(xen_dom0_config, sim.module_args(console_log_rotation=job), check_mode=True)
     assert checked["changed"] is True
     assert not (root / CRON).exists()
 
-    result = run_module(xen_dom0_config, args_for(sim, console_log_rotation=job))
+    result = run_module(xen_dom0_config, sim.module_args(console_log_rotation=job))
     assert result["changed"] is True, result
     text = (root / CRON).read_text()
     assert 'MAILTO=""' in text.splitlines()
@@ -74,10 +66,10 @@ def test_console_log_rotation_is_one_cron_file_of_its_own_and_idempotent(dom0, r
     assert result["diff"][0]["after_header"] == "Dom0 /" + CRON
     assert other.read_text() == "*/5 * * * * root /usr/sbin/logrotate /etc/logrotate.conf\n"
 
-    again = run_module(xen_dom0_config, args_for(sim, console_log_rotation=job))
+    again = run_module(xen_dom0_config, sim.module_args(console_log_rotation=job))
     assert again["changed"] is False and again["diff"] == []
 
-    gone = run_module(xen_dom0_config, args_for(sim, console_log_rotation=dict(state="absent")))
+    gone = run_module(xen_dom0_config, sim.module_args(console_log_rotation=dict(state="absent")))
     assert gone["changed"] is True and not (root / CRON).exists() and other.exists()
 
 
@@ -99,7 +91,7 @@ def test_console_log_rotation_is_one_cron_file_of_its_own_and_idempotent(dom0, r
 )
 def test_refusals_are_the_plugins_message_as_is_and_change_nothing(dom0, run_module, extra, message):
     sim, root, _log = dom0()
-    result = run_module(xen_dom0_config, args_for(sim, **extra))
+    result = run_module(xen_dom0_config, sim.module_args(**extra))
     assert result["failed"] is True
     assert result["msg"].startswith("Dom0 refused host.call_plugin on %s: " % sim.url), result["msg"]
     assert message in result["msg"]
@@ -110,7 +102,7 @@ def test_refusals_are_the_plugins_message_as_is_and_change_nothing(dom0, run_mod
 
 def test_a_service_outside_the_list_is_refused_by_the_module_and_by_the_plugin(dom0, run_module, tmp_path):
     sim, _root, log = dom0()
-    result = run_module(xen_dom0_config, args_for(sim, restart_services=["sshd"]))
+    result = run_module(xen_dom0_config, sim.module_args(restart_services=["sshd"]))
     assert result["failed"] and "value of restart_services must be one or more of: conntrackd" in result["msg"]
     # The plugin refuses it too, for any caller.
     import XenAPI
@@ -133,9 +125,9 @@ def test_a_service_outside_the_list_is_refused_by_the_module_and_by_the_plugin(d
 
 def test_restart_services_restarts_and_check_mode_does_not(dom0, run_module):
     sim, _root, log = dom0()
-    checked = run_module(xen_dom0_config, args_for(sim, restart_services=["conntrackd"]), check_mode=True)
+    checked = run_module(xen_dom0_config, sim.module_args(restart_services=["conntrackd"]), check_mode=True)
     assert checked["changed"] is True and restarts(log) == []
-    result = run_module(xen_dom0_config, args_for(sim, restart_services=["conntrackd"]))
+    result = run_module(xen_dom0_config, sim.module_args(restart_services=["conntrackd"]))
     assert result["changed"] is True and restarts(log) == ["conntrackd restart"]
 
 
@@ -146,11 +138,11 @@ def test_conntrackd_backs_up_once_and_restarts_only_on_change(dom0, run_module):
     conf.write_text("# the distribution's conntrackd.conf\n")
     options = dict(conntrackd=CONNTRACKD)
 
-    checked = run_module(xen_dom0_config, args_for(sim, **options), check_mode=True)
+    checked = run_module(xen_dom0_config, sim.module_args(**options), check_mode=True)
     assert checked["changed"] is True and restarts(log) == []
     assert sorted(os.listdir(conf.parent)) == ["conntrackd.conf"]
 
-    result = run_module(xen_dom0_config, args_for(sim, **options))
+    result = run_module(xen_dom0_config, sim.module_args(**options))
     assert result["changed"] is True, result
     assert result["operations"]["conntrackd"]["backed_up"] is True
     assert (conf.parent / "conntrackd.conf.back").read_text() == "# the distribution's conntrackd.conf\n"
@@ -159,12 +151,12 @@ def test_conntrackd_backs_up_once_and_restarts_only_on_change(dom0, run_module):
     assert restarts(log) == ["conntrackd restart"]
     assert result["diff"][0]["before"] == "# the distribution's conntrackd.conf\n"
 
-    again = run_module(xen_dom0_config, args_for(sim, **options))
+    again = run_module(xen_dom0_config, sim.module_args(**options))
     assert again["changed"] is False and restarts(log) == ["conntrackd restart"]
 
     # A new configuration: restarted again, the original backup kept as it was.
     changed = dict(conntrackd=dict(CONNTRACKD, hash_limit=262144))
-    result = run_module(xen_dom0_config, args_for(sim, **changed))
+    result = run_module(xen_dom0_config, sim.module_args(**changed))
     assert result["changed"] and restarts(log) == ["conntrackd restart"] * 2
     assert (conf.parent / "conntrackd.conf.back").read_text() == "# the distribution's conntrackd.conf\n"
 
@@ -176,13 +168,13 @@ def test_a_failed_conntrackd_restart_is_retried_on_the_next_run(dom0, run_module
     conf.write_text("# original\n")
     (tmp_path / "service.log.fail").write_text("")
     options = dict(conntrackd=CONNTRACKD)
-    failed = run_module(xen_dom0_config, args_for(sim, **options))
+    failed = run_module(xen_dom0_config, sim.module_args(**options))
     assert failed["failed"] and "'service conntrackd restart' failed (exit 1)" in failed["msg"]
     (tmp_path / "service.log.fail").unlink()
-    result = run_module(xen_dom0_config, args_for(sim, **options))
+    result = run_module(xen_dom0_config, sim.module_args(**options))
     assert result["changed"] is True and result["operations"]["conntrackd"]["restarted"] is True
     assert restarts(log) == ["conntrackd restart"] * 2
-    assert run_module(xen_dom0_config, args_for(sim, **options))["changed"] is False
+    assert run_module(xen_dom0_config, sim.module_args(**options))["changed"] is False
 
 
 def test_conntrackd_is_skipped_with_the_reason_where_dom0_has_no_conntrack_tools(dom0, run_module):
@@ -191,7 +183,7 @@ def test_conntrackd_is_skipped_with_the_reason_where_dom0_has_no_conntrack_tools
     sim, root, log = dom0()
     options = dict(conntrackd=CONNTRACKD, console_log_rotation=dict())
     for check_mode in (True, False):
-        result = run_module(xen_dom0_config, args_for(sim, **options), check_mode=check_mode)
+        result = run_module(xen_dom0_config, sim.module_args(**options), check_mode=check_mode)
         assert not result.get("failed"), result
         assert result["not_run"] == {
             "conntrackd": "conntrack-tools is not installed in Dom0 (no /etc/conntrackd/conntrackd.conf): conntrackd "
@@ -206,7 +198,7 @@ def test_conntrackd_is_skipped_with_the_reason_where_dom0_has_no_conntrack_tools
 
 def test_conntrackd_is_skipped_on_xenserver_6_5(dom0, run_module):
     sim, root, log = dom0("xenserver-6.5")
-    result = run_module(xen_dom0_config, args_for(sim, conntrackd=CONNTRACKD, console_log_rotation=dict()))
+    result = run_module(xen_dom0_config, sim.module_args(conntrackd=CONNTRACKD, console_log_rotation=dict()))
     assert result["changed"] is True, result
     assert result["not_run"] == {
         "conntrackd": "XenServer 6.5.0 (platform 1.9.0) has no conntrack: conntrackd is left alone"
@@ -222,7 +214,7 @@ def test_bridge_blacklist_is_commented_out_and_other_lines_kept(dom0, run_module
     modprobe.mkdir(parents=True, exist_ok=True)
     (modprobe / "blacklist-bridge.conf").write_text("# no Linux bridges with openvswitch\nblacklist bridge\n")
     (modprobe / "local.conf").write_text("options foo bar=1\ninstall bridge /bin/true\nblacklist bridge2\n")
-    result = run_module(xen_dom0_config, args_for(sim, unblacklist_modules=["bridge"]))
+    result = run_module(xen_dom0_config, sim.module_args(unblacklist_modules=["bridge"]))
     assert result["changed"] is True
     assert sorted(os.listdir(modprobe)) == ["blacklist-bridge.conf", "local.conf"]
     assert (modprobe / "local.conf").read_text() == (
@@ -232,13 +224,13 @@ def test_bridge_blacklist_is_commented_out_and_other_lines_kept(dom0, run_module
         "Dom0 /etc/modprobe.d/blacklist-bridge.conf",
         "Dom0 /etc/modprobe.d/local.conf",
     }
-    assert run_module(xen_dom0_config, args_for(sim, unblacklist_modules=["bridge"]))["changed"] is False
+    assert run_module(xen_dom0_config, sim.module_args(unblacklist_modules=["bridge"]))["changed"] is False
 
 
 def test_by_host_uuid(dom0, run_module):
     sim, root, _log = dom0()
     host_uuid = sim.scenario["hosts"]["host1"]["uuid"]
-    args = args_for(sim, console_log_rotation=dict(), host_uuid=host_uuid)
+    args = sim.module_args(console_log_rotation=dict(), host_uuid=host_uuid)
     del args["vm_uuid"]
     result = run_module(xen_dom0_config, args)
     assert result["changed"] is True and result["host"] == host_uuid
@@ -254,14 +246,14 @@ def test_free_text_options_are_gone(dom0, run_module):
         dict(files=files, console_log_rotation=dict()),
         dict(conntrackd=dict(config="General {\n}\n", logrotate=files[0]["content"])),
     ):
-        result = run_module(xen_dom0_config, args_for(sim, **options))
+        result = run_module(xen_dom0_config, sim.module_args(**options))
         assert result["failed"] and "Unsupported parameters" in result["msg"], result
     assert os.listdir(root / "etc" / "logrotate.d") == []  # Dom0 has the directory, nothing went into it
 
 
 def test_without_the_plugin_the_module_says_to_install_it(dom0, run_module):
     sim, _root, _log = dom0(plugin=False)
-    result = run_module(xen_dom0_config, args_for(sim, console_log_rotation=dict()))
+    result = run_module(xen_dom0_config, sim.module_args(console_log_rotation=dict()))
     assert (
         result["failed"] and "Install the Dom0 plugins first (role xenserver.openstack.dom0_suppack)" in result["msg"]
     )
@@ -281,7 +273,7 @@ def test_all_operations_are_one_plugin_call_and_report_in_order(dom0, run_module
         restart_services=["conntrackd"],
     )
     sim.reset_counts()
-    result = run_module(xen_dom0_config, args_for(sim, **options))
+    result = run_module(xen_dom0_config, sim.module_args(**options))
     assert result["changed"] is True, result
     assert sim.counts()["host.call_plugin"] == 1
     assert sorted(result["operations"]) == [
@@ -301,7 +293,7 @@ def test_all_operations_are_one_plugin_call_and_report_in_order(dom0, run_module
 
     sim.reset_counts()
     del options["restart_services"]
-    again = run_module(xen_dom0_config, args_for(sim, **options))
+    again = run_module(xen_dom0_config, sim.module_args(**options))
     assert again["changed"] is False and again["diff"] == [], again
     # One read of the host (its record) and one plugin call.
     calls = sim.counts()
@@ -317,9 +309,9 @@ def test_finding_9_no_file_mode_of_the_callers_choosing_reaches_dom0(dom0, run_m
     only files it renders, each with its fixed mode."""
     sim, root, _log = dom0()
     files = [dict(path="/etc/logrotate.d/openvswitch-extra", content="/var/log/x.log {\n}\n", mode=420)]
-    result = run_module(xen_dom0_config, args_for(sim, files=files, console_log_rotation=dict()))
+    result = run_module(xen_dom0_config, sim.module_args(files=files, console_log_rotation=dict()))
     assert result["failed"] is True and "Unsupported parameters" in result["msg"] and "files" in result["msg"]
     assert os.listdir(root / "etc" / "logrotate.d") == []  # Dom0 has the directory, nothing went into it
     assert not (root / CRON).exists()
-    run_module(xen_dom0_config, args_for(sim, console_log_rotation=dict()))
+    run_module(xen_dom0_config, sim.module_args(console_log_rotation=dict()))
     assert stat.S_IMODE(os.stat(root / CRON).st_mode) == 0o644

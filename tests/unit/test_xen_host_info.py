@@ -14,16 +14,6 @@ def _version(text):
     return tuple(int(part) for part in str(text).split("."))
 
 
-def args_for(sim, **extra):
-    creds = sim.scenario["credentials"]
-    args = dict(url=sim.url, username=creds["username"], password=creds["password"])
-    vm = sim.scenario.get("vms", {}).get("compute")
-    if vm:
-        args["vm_uuid"] = vm["uuid"]
-    args.update(extra)
-    return args
-
-
 def expected_facts(scenario):
     """What xen_host_info must report for the compute VM of a scenario, derived from the scenario alone."""
     vm = scenario["vms"]["compute"]
@@ -80,7 +70,7 @@ def expected_facts(scenario):
 @pytest.mark.parametrize("name", FACT_SCENARIOS)
 def test_facts_match_the_scenario(name, xapi_sim, run_module):
     sim = xapi_sim(name)
-    result = run_module(xen_host_info, args_for(sim))
+    result = run_module(xen_host_info, sim.module_args())
     want = expected_facts(sim.scenario)
 
     assert result["changed"] is False
@@ -105,7 +95,7 @@ def test_facts_match_the_scenario(name, xapi_sim, run_module):
 def test_one_login_and_at_most_one_call_per_class(xapi_sim, run_module):
     sim = xapi_sim("xcpng-8.3")
     sim.reset_counts()
-    result = run_module(xen_host_info, args_for(sim))
+    result = run_module(xen_host_info, sim.module_args())
     assert not result.get("failed"), result
 
     counts = sim.counts()
@@ -123,7 +113,7 @@ def test_one_login_and_at_most_one_call_per_class(xapi_sim, run_module):
 def test_legacy_host_reads_hotfixes_not_updates(xapi_sim, run_module):
     sim = xapi_sim("xenserver-6.5-hotfix")
     sim.reset_counts()
-    result = run_module(xen_host_info, args_for(sim))
+    result = run_module(xen_host_info, sim.module_args())
     counts = sim.counts()
     assert not any(m.startswith("pool_update.") for m in counts), counts
     assert counts.get("pool_patch.get_all_records") == 1
@@ -133,7 +123,7 @@ def test_legacy_host_reads_hotfixes_not_updates(xapi_sim, run_module):
 def test_without_a_vm_describes_the_session_host(xapi_sim, run_module, monkeypatch):
     monkeypatch.setattr(xen_host_info, "read_local_vm_uuid", lambda: None)
     sim = xapi_sim("xcpng-8.3")
-    args = args_for(sim)
+    args = sim.module_args()
     del args["vm_uuid"]
     result = run_module(xen_host_info, args)
     master = sim.scenario["hosts"][sim.scenario["pool"]["master"]]
@@ -150,14 +140,14 @@ def test_vm_uuid_is_read_from_sys_hypervisor_inside_a_xen_guest(xapi_sim, run_mo
     monkeypatch.setattr(
         xen_host_info, "read_local_vm_uuid", lambda: real(str(tmp_path / "uuid"), str(tmp_path / "type"))
     )
-    args = args_for(sim)
+    args = sim.module_args()
     del args["vm_uuid"]
     assert run_module(xen_host_info, args)["vm"]["uuid"] == vm_uuid
 
 
 def test_unknown_vm_uuid_is_a_clear_error(xapi_sim, run_module):
     sim = xapi_sim("xcpng-8.3")
-    result = run_module(xen_host_info, args_for(sim, vm_uuid="00000000-1111-2222-3333-444444444444"))
+    result = run_module(xen_host_info, sim.module_args(vm_uuid="00000000-1111-2222-3333-444444444444"))
     assert result["failed"]
     assert "No VM with UUID 00000000-1111-2222-3333-444444444444" in result["msg"]
     assert sim.counts().get("session.logout") == 1
@@ -165,6 +155,6 @@ def test_unknown_vm_uuid_is_a_clear_error(xapi_sim, run_module):
 
 def test_check_mode_is_supported(xapi_sim, run_module):
     sim = xapi_sim("xcpng-8.3")
-    result = run_module(xen_host_info, args_for(sim), check_mode=True)
+    result = run_module(xen_host_info, sim.module_args(), check_mode=True)
     assert not result.get("failed") and not result.get("skipped"), result
     assert result["host"]["product_brand"] == sim.scenario["hosts"]["host1"]["software_version"]["product_brand"]

@@ -14,11 +14,7 @@ SCENARIOS = os.path.join(TESTS, "scenarios")
 
 
 def args_for(sim, **extra):
-    creds = sim.scenario["credentials"]
-    args = dict(url=sim.url, username=creds["username"], password=creds["password"])
-    args.update(vm_uuid=sim.scenario["vms"]["compute"]["uuid"], networks=["198.18.1.0/24"])
-    args.update(extra)
-    return args
+    return sim.module_args(**dict(dict(networks=["198.18.1.0/24"]), **extra))
 
 
 def test_bad_networks_are_refused_before_any_call(xapi_sim, run_module):

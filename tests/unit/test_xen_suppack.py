@@ -79,11 +79,7 @@ def packs(tmp_path_factory, key):
 
 
 def args_for(sim, iso, **extra):
-    creds = sim.scenario["credentials"]
-    args = dict(url=sim.url, username=creds["username"], password=creds["password"], iso=iso)
-    args["vm_uuid"] = sim.scenario["vms"]["compute"]["uuid"]
-    args.update(extra)
-    return args
+    return sim.module_args(iso=iso, **extra)
 
 
 def session_for(sim):

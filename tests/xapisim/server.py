@@ -317,6 +317,17 @@ class Simulator:
         self.url = self._server = None
         self._servers, self._cut, self._cut_lock = [], None, threading.Lock()
 
+    def module_args(self, **extra):
+        """A module's connection options for this simulator (its scenario's credentials), with the compute VM's
+        UUID when the scenario has one, and ``extra`` over them."""
+        creds = self.scenario["credentials"]
+        args = dict(url=self.url, username=creds["username"], password=creds["password"])
+        vm = self.scenario.get("vms", {}).get("compute")
+        if vm:
+            args["vm_uuid"] = vm["uuid"]
+        args.update(extra)
+        return args
+
     def start(self, host="127.0.0.1", port=0):
         """Serve HTTP(S) and Dom0's Unix socket in daemon threads; return the URL (``https://`` when
         ``tls=(certfile, keyfile)``). As root, Dom0's mount namespace is made first."""
