@@ -19,7 +19,7 @@ from ansible_collections.xenserver.openstack.plugins.module_utils._vhd import in
 from ansible_collections.xenserver.openstack.plugins.modules import himn_info, xen_host_info, xen_route
 from pythons import OLD_TARGETS, line_for, target_python
 from test_vhd_image import PROPERTIES
-from test_xen_dom0_config import CRON, args_for, dom0  # noqa: F401 (dom0 is a fixture)
+from test_xen_dom0_config import CRON, dom0  # noqa: F401 (dom0 is a fixture)
 from test_xen_suppack import applied, build, key  # noqa: F401 (key is a fixture)
 from vhdlib import disk
 
@@ -70,7 +70,7 @@ def task(name, module, args, check_mode=False):
 @pytest.mark.parametrize("version", OLD_TARGETS)
 def test_xenapi_and_image_modules_on_old_pythons(version, dom0, pack, glance, run_module, tmp_path):  # noqa: F811, PLR0917
     sim, root, _log = dom0()
-    xapi = args_for(sim)
+    xapi = sim.module_args()
     image = "TestVM-py%s-%s" % (version, uuid.uuid4().hex[:8])
     raw, tgz = disk(tmp_path, "disk.raw", fmt="raw", size="4M"), tmp_path / "disk.vhd.tgz"
     routes = dict(xapi, networks=["198.18.1.0/24", "198.18.2.0/24"])
