@@ -14,8 +14,9 @@ description:
     about it in a few words - the pack and its version, the Dom0 routes, the NAT rules, the names of the
     configuration keys (never their values), the Dom0 housekeeping parts - and the hosts with nothing to change, so
     that a change window is reviewed on one screen.
-  - Changes that are predictions (check mode before the Dom0 plugin is installed) are marked C(predicted), and what
-    could not be checked without the change is named on a C(not checked) line.
+  - Changes that are predictions (check mode before the Dom0 plugin is installed, or before XAPI is reachable from a
+    fresh compute VM) are marked C(predicted), and what could not be checked without the change is named on a
+    C(not checked) line.
   - Failed and unreachable hosts are listed as such. It works beside any stdout callback, C(--diff) included.
   - Enable it with C(callbacks_enabled = xenserver.openstack.plan) in ansible.cfg, or
     E(ANSIBLE_CALLBACKS_ENABLED=xenserver.openstack.plan).
@@ -45,7 +46,8 @@ def _short(module, result):
     name = module.rsplit(".", 1)[-1]
     if name == "xen_suppack":
         version = result.get("applied_version") or result.get("version") or ""
-        return "pack %s %s applied on host %s" % (result.get("name", ""), version, result.get("host", "?"))
+        host = result.get("host") or "of this VM (not read yet)"
+        return "pack %s %s applied on host %s" % (result.get("name", ""), version, host)
     if name == "xen_route":
         return "Dom0 routes: " + ", ".join(
             "%s via %s" % (network, route.get("gateway")) for network, route in sorted(result.get("routes", {}).items())

@@ -77,3 +77,18 @@ options:
     type: bool
     default: false
 """
+
+    # The modules that change Dom0 and can predict their change without XAPI (check mode on a fresh compute VM).
+    XAPI_PENDING = r"""
+options:
+  xapi_pending:
+    description:
+      - Set it in check mode when XAPI cannot be reached from this machine before an earlier task of the same run
+        (on a fresh compute VM, the HIMN bootstrap of the xenserver.openstack.himn_network role gives the HIMN
+        interface its address, or installs the XenAPI library, only in a real run).
+      - In check mode the module then neither imports XenAPI nor connects; it reports the change it would make from
+        its options, marks it RV(predicted), and names in RV(not_checked) everything it would have read through XAPI.
+      - Outside check mode it changes nothing.
+    type: bool
+    default: false
+"""

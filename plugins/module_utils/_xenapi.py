@@ -49,6 +49,8 @@ DOM0_PLUGIN_SPEC = dict(
     plugin_timeout=dict(type="int", default=PLUGIN_TIMEOUT),
     plugin_pending=dict(type="bool", default=False),
 )
+# The option of the modules that predict their change without XAPI (doc fragment xenapi.xapi_pending).
+XAPI_PENDING_SPEC = dict(xapi_pending=dict(type="bool", default=False))
 # The answers of XAPI when the plugin is not there yet, or is an older one that lacks the function called.
 PLUGIN_ABSENT = ("XENAPI_MISSING_PLUGIN", "UNKNOWN_XENAPI_PLUGIN_FUNCTION")
 
@@ -79,11 +81,15 @@ class PluginPending(Exception):
 
     Args:
         reason: why the plugin could not answer.
+        remedy: what, earlier in the run, brings what is missing.
     """
 
-    def __init__(self, reason):
+    def __init__(self, reason, remedy=None):
         super(PluginPending, self).__init__(reason)
         self.reason = reason
+        self.remedy = remedy or (
+            "the pack that an earlier task of this run installs (xenserver.openstack.dom0_suppack) brings it"
+        )
 
 
 class XAPIUnreachable(ModuleError):
@@ -299,7 +305,15 @@ class XenAPIModule(BaseModule):
 
     @property
     def required_libraries(self):
+        if self.xapi_pending:
+            return ()  # a prediction without XAPI needs no XenAPI library
         return (("XenAPI", XENAPI_IMPORT_ERROR if XenAPI is None else None),)
+
+    @property
+    def xapi_pending(self):
+        """Check mode with xapi_pending: XAPI cannot be reached before an earlier task of the run (the HIMN
+        bootstrap of a fresh VM), so the module predicts its change with C(run_pending()) instead of connecting."""
+        return bool(self.check_mode and self.params.get("xapi_pending"))
 
     # True for modules that can work without XAPI: no password or an unreachable XAPI leaves self.xapi None.
     xenapi_optional = False
@@ -329,7 +343,19 @@ class XenAPIModule(BaseModule):
         """Do the module's work through C(self.xapi) and return the result dict."""
         raise NotImplementedError
 
+    def run_pending(self, pending):
+        """Predict the module's change from its options alone (check mode with xapi_pending); modules with the
+        option implement it, with C(predicted())."""
+        raise NotImplementedError
+
     def execute(self):
+        if self.xapi_pending:
+            return self.run_pending(
+                PluginPending(
+                    "XAPI at %s cannot be reached from this machine before the HIMN bootstrap" % self.url,
+                    "the HIMN bootstrap earlier in this run (xenserver.openstack.himn_network) makes it reachable",
+                )
+            )
         result = self._run_in_session()
         if self.master_url:
             result.setdefault("xapi_master_url", self.master_url)
@@ -425,22 +451,19 @@ class XenAPIModule(BaseModule):
             self.transport.timeout = saved
 
     def predicted(self, result, not_checked, pending):
-        """Mark ``result`` as a prediction (check mode, plugin not installed yet) and say what went unchecked.
+        """Mark ``result`` as a prediction (check mode, plugin or XAPI not there yet) and say what went unchecked.
 
         Args:
             result: the module's result dict, with the change it would make.
-            not_checked: what the Dom0 plugin would have checked, one sentence each.
-            pending: the PluginPending that call_dom0_plugin raised.
+            not_checked: what the Dom0 plugin (or XAPI) would have checked, one sentence each.
+            pending: the PluginPending that call_dom0_plugin raised, or that execute() gave run_pending().
 
         Returns:
             dict: ``result`` with C(predicted) and C(not_checked).
         """
         result.update(predicted=True, not_checked=list(not_checked))
         for what in not_checked:
-            self.ansible.warn(
-                "Not checked in check mode: %s, as %s; the pack that an earlier task of this run installs "
-                "(xenserver.openstack.dom0_suppack) brings it." % (what, pending.reason)
-            )
+            self.ansible.warn("Not checked in check mode: %s, as %s; %s." % (what, pending.reason, pending.remedy))
         return result
 
     def _login_at(self, url):

@@ -26,6 +26,7 @@ description:
 extends_documentation_fragment:
   - xenserver.openstack.xenapi
   - xenserver.openstack.xenapi.dom0_plugin
+  - xenserver.openstack.xenapi.xapi_pending
   - xenserver.openstack.attributes
 attributes:
   check_mode:
@@ -211,13 +212,14 @@ not_run:
   sample: {"conntrackd": "XenServer 6.5.0 (platform 1.9.0) has no conntrack: conntrackd is left alone"}
 predicted:
   description:
-    - True when the result is a prediction (check mode with O(plugin_pending), the Dom0 plugin not installed yet);
-      each operation counts as a change, and RV(operations) gives, per operation, the plugin calls it would make.
+    - True when the result is a prediction (check mode with O(plugin_pending), the Dom0 plugin not installed yet,
+      or with O(xapi_pending), XAPI not reachable yet); each operation counts as a change, and RV(operations)
+      gives, per operation, the plugin calls it would make.
   returned: when predicted
   type: bool
   sample: true
 not_checked:
-  description: What the Dom0 plugin would have read in Dom0, which a prediction could not.
+  description: What the Dom0 plugin (or XAPI) would have read, which a prediction could not.
   returned: when predicted
   type: list
   elements: str
@@ -228,6 +230,7 @@ import json
 
 from ansible_collections.xenserver.openstack.plugins.module_utils._xenapi import (
     DOM0_PLUGIN_SPEC,
+    XAPI_PENDING_SPEC,
     ModuleError,
     PluginPending,
     XenAPIModule,
@@ -288,7 +291,7 @@ class XenDom0ConfigModule(XenAPIModule):
         ),
         restart_services=dict(type="list", elements="str", choices=["conntrackd"]),
     )
-    argument_spec.update(DOM0_PLUGIN_SPEC)
+    argument_spec.update(DOM0_PLUGIN_SPEC, **XAPI_PENDING_SPEC)
     module_kwargs = dict(
         supports_check_mode=True,
         mutually_exclusive=[("vm_uuid", "host_uuid")],
@@ -304,6 +307,23 @@ class XenDom0ConfigModule(XenAPIModule):
                 "or run the module on the compute VM."
             )
 
+    def _plan(self, software):
+        """Each operation as plugin calls: [(operation, function, params)]; software None when it is unknown."""
+        planned = []
+        for name in OPERATIONS:
+            if self.params[name]:
+                calls = getattr(self, "_" + name)(self.params[name], software)
+                planned.extend((name, function, params) for function, params in calls)
+        return planned
+
+    def run_pending(self, pending):
+        """Check mode before XAPI is reachable (a fresh VM): every operation predicted, the host unknown."""
+        self.result = dict(changed=False, host="", platform_version="", operations={}, not_run={})
+        planned = self._plan(None)
+        if not planned:
+            return self.result
+        return self._predicted(planned, pending, ["the host and its platform (conntrackd needs conntrack-tools)"])
+
     def run(self):
         host_ref = self._host()
         host = self.xapi.host.get_record(host_ref)
@@ -317,11 +337,7 @@ class XenDom0ConfigModule(XenAPIModule):
         )
         # Each operation is planned as plugin calls; all of them go to Dom0 in one call of the plugin's batch
         # function (xapi starts a Python process per plugin call), then each operation reports its answers.
-        planned = []
-        for name in OPERATIONS:
-            if self.params[name]:
-                calls = getattr(self, "_" + name)(self.params[name], software)
-                planned.extend((name, function, params) for function, params in calls)
+        planned = self._plan(software)
         answers = []
         if planned:
             calls = [dict(function=function, params=params) for _name, function, params in planned]
@@ -344,7 +360,7 @@ class XenDom0ConfigModule(XenAPIModule):
         self.result["diff"] = diffs
         return self.result
 
-    def _predicted(self, planned, pending):
+    def _predicted(self, planned, pending, not_checked=()):
         """Check mode before the plugin is installed: every operation counts as a change, shown as its plugin call."""
         diffs = []
         for name, function, params in planned:
@@ -363,7 +379,8 @@ class XenDom0ConfigModule(XenAPIModule):
             [
                 "what Dom0 already has for %s (files, firewall chain, services)"
                 % ", ".join(sorted(self.result["operations"]))
-            ],
+            ]
+            + list(not_checked),
             pending,
         )
 
@@ -403,6 +420,8 @@ class XenDom0ConfigModule(XenAPIModule):
         return [("iptables_chain", params)]
 
     def _conntrackd(self, conntrackd, software):
+        if software is None:  # unknown (predicted without XAPI): planned, the platform named as not checked
+            return [("conntrackd_config", dict(conntrackd))]
         platform = software.get("platform_version", "")
         if version_tuple(platform) < CONNTRACK_PLATFORM:
             self.result["not_run"]["conntrackd"] = "%s %s (platform %s) has no conntrack: conntrackd is left alone" % (

@@ -26,6 +26,7 @@ description:
 extends_documentation_fragment:
   - xenserver.openstack.xenapi
   - xenserver.openstack.xenapi.dom0_plugin
+  - xenserver.openstack.xenapi.xapi_pending
   - xenserver.openstack.attributes
 attributes:
   check_mode:
@@ -101,13 +102,13 @@ host:
   sample: 4a1c9e0e-5a51-4a3c-8d4e-3b6c1f0b2a01
 predicted:
   description:
-    - True when the result is a prediction (check mode with O(plugin_pending), the Dom0 plugin not installed yet);
-      every route counts as new, as the plugin has made none.
+    - True when the result is a prediction (check mode with O(plugin_pending), the Dom0 plugin not installed yet,
+      or with O(xapi_pending), XAPI not reachable yet); every route counts as new, as the plugin has made none.
   returned: when predicted
   type: bool
   sample: true
 not_checked:
-  description: What the Dom0 plugin would have checked in Dom0, which a prediction could not.
+  description: What the Dom0 plugin (or XAPI) would have checked, which a prediction could not.
   returned: when predicted
   type: list
   elements: str
@@ -118,6 +119,7 @@ from ansible_collections.xenserver.openstack.plugins.module_utils._ipv4 import I
 from ansible_collections.xenserver.openstack.plugins.module_utils._xenapi import (
     DOM0_PLUGIN_SPEC,
     HIMN_BRIDGE,
+    XAPI_PENDING_SPEC,
     ModuleError,
     PluginPending,
     XenAPIModule,
@@ -164,7 +166,7 @@ class XenRouteModule(XenAPIModule):
         vm_uuid=dict(type="str"),
         state=dict(type="str", choices=["present", "absent"], default="present"),
     )
-    argument_spec.update(DOM0_PLUGIN_SPEC)
+    argument_spec.update(DOM0_PLUGIN_SPEC, **XAPI_PENDING_SPEC)
     module_kwargs = dict(supports_check_mode=True)
 
     def check_params(self):
@@ -205,7 +207,7 @@ class XenRouteModule(XenAPIModule):
         )
         return result
 
-    def _predicted(self, result, gateway, pending):
+    def _predicted(self, result, gateway, pending, not_checked=()):
         """Check mode before the plugin is installed: Dom0 has none of the plugin's routes yet, so all are new."""
         after = dict((network, dict(gateway=gateway, device=HIMN_BRIDGE)) for network in self.networks)
         result.update(
@@ -215,9 +217,21 @@ class XenRouteModule(XenAPIModule):
         )
         return self.predicted(
             result,
-            ["the Dom0 routes already in place to these networks (a route the plugin did not make is refused)"],
+            ["the Dom0 routes already in place to these networks (a route the plugin did not make is refused)"]
+            + list(not_checked),
             pending,
         )
+
+    def run_pending(self, pending):
+        """Check mode before XAPI is reachable (a fresh VM): the routes would be new, through the HIMN address that
+        the VM is about to lease, unless the gateway is given."""
+        result = dict(host="", gateway=self.params["gateway"] or "")
+        if self.params["state"] == "absent":
+            result.update(changed=False, routes={})
+            return self.predicted(result, ["the Dom0 routes to remove"], pending)
+        gateway = self.params["gateway"] or "<HIMN address of this VM>"
+        vif = "the VM, its host and its HIMN VIF" + ("" if self.params["gateway"] else ", whose address is the gateway")
+        return self._predicted(result, gateway, pending, [vif])
 
     def _himn_address(self, vm_ref, vm):
         himn_ref, himn = find_himn(self.xapi)

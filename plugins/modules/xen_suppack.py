@@ -31,6 +31,7 @@ description:
     nova's Dom0 plugins keep images in C(/images) on the default SR, which must be file-based.
 extends_documentation_fragment:
   - xenserver.openstack.xenapi
+  - xenserver.openstack.xenapi.xapi_pending
   - xenserver.openstack.attributes
 attributes:
   check_mode:
@@ -143,7 +144,7 @@ uuid:
   type: str
   sample: 619f6f62-ec87-5a6b-a36b-1765164d518c
 host:
-  description: UUID of the host that gets the pack.
+  description: UUID of the host that gets the pack; empty when predicted with O(xapi_pending).
   returned: success
   type: str
   sample: cb0b80d0-55eb-4154-a747-62a4a2cbccca
@@ -203,6 +204,18 @@ toolstack_restart_required:
   returned: success
   type: bool
   sample: false
+predicted:
+  description: True when the result is a prediction (check mode with O(xapi_pending), XAPI not reachable yet); the
+    pack counts as not applied.
+  returned: when predicted
+  type: bool
+  sample: true
+not_checked:
+  description: What the module would have read through XAPI, which a prediction could not.
+  returned: when predicted
+  type: list
+  elements: str
+  sample: ["whether the host has this pack applied already, its platform and the pool's default SR"]
 """
 
 import os
@@ -226,6 +239,7 @@ from ansible_collections.xenserver.openstack.plugins.module_utils._suppack impor
 )
 from ansible_collections.xenserver.openstack.plugins.module_utils._xenapi import (
     NULL_REF,
+    XAPI_PENDING_SPEC,
     XENAPI_ERRORS,
     ModuleError,
     XenAPI,
@@ -254,6 +268,7 @@ class XenSuppackModule(XenAPIModule):
         default_sr_types=dict(type="list", elements="str", default=["ext", "nfs"]),
         wait_timeout=dict(type="int", default=600),
     )
+    argument_spec.update(XAPI_PENDING_SPEC)
     module_kwargs = dict(supports_check_mode=True, mutually_exclusive=[("vm_uuid", "host_uuid")])
 
     # -- options and the ISO ------------------------------------------------------------------------------------
@@ -330,6 +345,36 @@ class XenSuppackModule(XenAPIModule):
                 % (self.params["iso"], host["name_label"], host["software_version"].get("platform_version", "?"))
             )
         return self._modern(host_ref, host, default_sr, result)
+
+    def run_pending(self, pending):
+        """Check mode before XAPI is reachable (a fresh VM): the pack counts as not applied on a host not read."""
+        guidance = (self.pack["update"] or {}).get("after_apply_guidance", [])
+        line = "%s %s: applied on the host of this VM\n" % (self.name, self.version)
+        result = dict(
+            changed=True,
+            name=self.name,
+            version=self.version,
+            uuid=(self.pack["update"] or {}).get("uuid", ""),
+            host="",
+            legacy=False,
+            uploaded=False,
+            previous_version="",
+            applied_version=self.version,
+            installed=False,
+            after_apply_guidance=guidance,
+            reboot_required="restartHost" in guidance,
+            toolstack_restart_required="restartXAPI" in guidance,
+            msg="%s %s would be uploaded and applied on the host of this VM." % (self.name, self.version),
+            diff=dict(before="", after=line),
+        )
+        return self.predicted(
+            result,
+            [
+                "whether the host has this pack (or a newer one) applied already, and its platform",
+                "the pool's default SR, where the pack is uploaded",
+            ],
+            pending,
+        )
 
     def _target_host(self):
         if self.params["host_uuid"]:

@@ -2,22 +2,25 @@
 HIMN bootstrap (role himn_network, discover.yml and bootstrap.yml) finds the NIC without XAPI and brings it up.
 
 One bed per case (class), shared by its tests in file order, down before the next comes up:
-- with guest tools (the bed's default): check mode predicts and changes nothing; the first run converges (found by
+- with guest tools (the bed's default): check mode changes nothing and predicts, without XAPI, the pack, the routes,
+  the NAT rules, the nova switch and the Dom0 housekeeping; the first run converges (found by
   xenstore); the second changes nothing; a reboot of the compute VM keeps the HIMN address, no default route through
   the HIMN, and Dom0's path to the management network;
 - without guest tools (``--no-guest-tools``): the DHCP probe finds the NIC, the run converges.
 """
 
+import json
 import os
 import subprocess
 
 import pytest
 from bedlib import BED, Bed, ns, task_results
-from sitelib import SITE, differences, snapshot, tracebacks
+from sitelib import MGMT, SITE, differences, snapshot, tracebacks
 
 pytestmark = pytest.mark.root
 
 COMPUTE, DOM0 = ns("compute-1"), ns("dom0-1")
+PLAN = "xenserver.openstack.plan"
 HIMN_FILE = os.path.join("etc", "network", "interfaces.d", "xenserver-himn")
 
 
@@ -69,11 +72,13 @@ def bare_bed(tmp_path_factory):
 class TestWithGuestTools:
     """The bed's default fresh VM: the guest tools give vm-data/himn_mac."""
 
-    def test_fresh_vm_has_no_himn_address_and_check_mode_predicts_without_changing_anything(self, bed):
+    def test_fresh_vm_has_no_himn_address_and_check_mode_predicts_without_changing_anything(self, bed, tmp_path):
         assert himn_address(bed) == []
         before = unchanged_state(bed)
+        plan_file = tmp_path / "plan.json"
 
-        code, report, output = bed.playbook(SITE, "--check", "--diff")
+        plan_env = dict(ANSIBLE_CALLBACKS_ENABLED=PLAN, XENSERVER_OPENSTACK_PLAN_FILE=str(plan_file))
+        code, report, output = bed.playbook(SITE, "--check", "--diff", env=plan_env)
 
         assert code == 0, output[-3000:]
         assert tracebacks(report, output) == []
@@ -82,9 +87,27 @@ class TestWithGuestTools:
         persisted = bootstrap(report, "Take the HIMN address by DHCP at boot, without the default route (ifupdown)")
         assert persisted["changed"] and "iface eth2 inet dhcp" in persisted["diff"][0]["after"]
         assert "would be configured and brought up" in bootstrap(report, "Say what the rest cannot predict")["msg"]
-        assert not task_results(report, "compute-1", "Read the host"), "check mode went on to ask XAPI"
+        assert not task_results(report, "compute-1", "Read the host"), "check mode asked XAPI, unreachable yet"
         assert differences(before, unchanged_state(bed)) == {}
         assert himn_address(bed) == []
+
+        # The compute play went on without XAPI: the plan lists the pack, the routes, the NAT rules, the nova switch
+        # and the Dom0 housekeeping, the XAPI-side ones predicted and naming what was not checked.
+        plan = json.loads(plan_file.read_text())
+        assert plan["check_mode"] and plan["hosts"]["compute-1"]["failed"] is None, plan
+        changes = plan["hosts"]["compute-1"]["changes"]
+        by_task = dict((change["task"].split(" : ", 1)[-1], change) for change in changes)
+        whats = "\n".join("%s: %s" % (task, change["what"]) for task, change in by_task.items())
+        assert "pack xenserver-openstack" in whats and "of this VM (not read yet)" in whats, whats
+        assert "Dom0 routes: %s.0/24 via <HIMN address of this VM>" % MGMT in whats, whats
+        assert "masquerade 169.254.0.1/32 out of br-mgmt" in whats, whats
+        assert "compute_driver" in whats and "Dom0 housekeeping" in whats, whats
+        predicted = [change for change in changes if change["predicted"]]
+        assert len(predicted) >= 3, changes  # the pack, the routes, the Dom0 housekeeping
+        assert all(change["not_checked"] for change in predicted), predicted
+        assert "XAPI" in output and "cannot be reached from this machine before the HIMN bootstrap" in output
+        nova = task_results(report, "compute-1", "xenserver.openstack.nova_xenapi : Say what cannot be checked")
+        assert nova and "nova's login" in nova[0]["msg"], nova
 
     def test_fresh_vm_converges_with_the_himn_up_and_kept_for_boot(self, bed, first_run):
         code, report, output = first_run

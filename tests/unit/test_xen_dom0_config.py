@@ -315,3 +315,18 @@ def test_finding_9_no_file_mode_of_the_callers_choosing_reaches_dom0(dom0, run_m
     assert not (root / CRON).exists()
     run_module(xen_dom0_config, sim.module_args(console_log_rotation=dict()))
     assert stat.S_IMODE(os.stat(root / CRON).st_mode) == 0o644
+
+
+def test_xapi_pending_predicts_every_operation_without_any_xapi_call(dom0, run_module):
+    sim, root, _log = dom0(plugin=False)
+    firewall = dict(ports=[dict(protocol="tcp", port=6640)])
+    args = sim.module_args(conntrackd=CONNTRACKD, unblacklist_modules=["bridge"], firewall=firewall, xapi_pending=True)
+    before = sorted((str(path), path.stat().st_mtime) for path in root.rglob("*") if path.is_file())
+    result = run_module(xen_dom0_config, args, check_mode=True)
+    assert result["changed"] and result["predicted"], result
+    # conntrackd planned although the platform is unknown; the platform is named as not checked.
+    assert sorted(result["operations"]) == ["conntrackd", "firewall", "unblacklist_modules"], result
+    assert result["not_run"] == {} and result["host"] == ""
+    assert any("platform" in what for what in result["not_checked"]), result
+    assert sim.counts() == {}
+    assert sorted((str(path), path.stat().st_mtime) for path in root.rglob("*") if path.is_file()) == before

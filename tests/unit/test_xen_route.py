@@ -51,3 +51,22 @@ def test_a_halted_compute_vm_is_refused_by_name_before_the_plugin_is_called(xapi
         sim.scenario["vms"]["compute"].get("name_label", "compute")
     )
     assert "host.call_plugin" not in sim.counts()
+
+
+def test_xapi_pending_predicts_every_route_without_any_xapi_call(xapi_sim, run_module):
+    sim = xapi_sim("xcpng-8.3")
+    result = run_module(xen_route, args_for(sim, networks=["198.18.2.0/24", "198.18.1.0/24"], xapi_pending=True), True)
+    assert result["changed"] and result["predicted"], result
+    assert sorted(result["routes"]) == ["198.18.1.0/24", "198.18.2.0/24"]
+    assert result["diff"]["after"] == "".join(
+        "%s via <HIMN address of this VM> dev xenapi\n" % network for network in ("198.18.1.0/24", "198.18.2.0/24")
+    )
+    assert any("whose address is the gateway" in what for what in result["not_checked"]), result
+    assert sim.counts() == {}  # not even a login: XAPI is unreachable from a fresh VM
+
+
+def test_xapi_pending_outside_check_mode_changes_nothing_of_the_module(xapi_sim, run_module):
+    sim = xapi_sim("xcpng-8.3")  # no Dom0 plugin: the real path asks XAPI, which says so
+    result = run_module(xen_route, args_for(sim, xapi_pending=True))
+    assert result["failed"] and result["xapi_error"] == ["XENAPI_MISSING_PLUGIN", "xenserver_openstack"], result
+    assert sim.counts()["session.login_with_password"] == 1

@@ -479,3 +479,29 @@ def test_an_upload_that_crawls_fails_within_its_limit_naming_it(http_server, tmp
         )
     assert time.monotonic() - started < 8
     assert "did not finish within 3 s (option wait_timeout)" in str(error.value)
+
+
+def test_xapi_pending_predicts_the_install_without_any_xapi_call(xapi_sim, run_module, packs, monkeypatch):
+    """Check mode on a fresh VM: XAPI unreachable and, on a fresh VM, maybe no XenAPI library yet either."""
+    sim = xapi_sim("xcpng-8.3")
+    pack = packs["current"]
+    monkeypatch.setattr(xen_suppack, "XenAPI", None)
+    from ansible_collections.xenserver.openstack.plugins.module_utils import _xenapi
+
+    monkeypatch.setattr(_xenapi, "XenAPI", None)
+    monkeypatch.setattr(_xenapi, "XENAPI_IMPORT_ERROR", "ImportError: No module named XenAPI")
+
+    check = run_module(xen_suppack, args_for(sim, pack["iso"], xapi_pending=True), check_mode=True)
+    assert check["changed"] and check["predicted"] and check["installed"] is False, check
+    assert (check["name"], check["version"], check["uuid"], check["host"]) == (
+        pack["label"],
+        pack["version"],
+        pack["uuid"],
+        "",
+    )
+    assert any("applied already" in what for what in check["not_checked"]), check
+    assert sim.counts() == {}
+
+    # Without xapi_pending the module needs the library, and says so.
+    failed = run_module(xen_suppack, args_for(sim, pack["iso"]), check_mode=True)
+    assert failed["failed"] and "XenAPI" in failed["msg"], failed
