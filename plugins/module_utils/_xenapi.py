@@ -290,8 +290,10 @@ TRANSPORT_ERRORS = OS_ERRORS + (
     xmlrpc_client.ProtocolError,
     xmlrpc_client.Fault,
 )
+# An XAPI error code: none without the library (a module that can do without it, such as himn_info, runs then).
+XENAPI_FAILURE = (XenAPI.Failure,) if XenAPI else ()
 # Any error of a XAPI call: an XAPI error code, or the transport's (for best-effort cleanups).
-XENAPI_ERRORS = ((XenAPI.Failure,) if XenAPI else ()) + TRANSPORT_ERRORS
+XENAPI_ERRORS = XENAPI_FAILURE + TRANSPORT_ERRORS
 
 
 class XenAPIModule(BaseModule):
@@ -370,7 +372,7 @@ class XenAPIModule(BaseModule):
             self.xapi_unreachable = error.msg
         try:
             return self.run()
-        except XenAPI.Failure as error:
+        except XENAPI_FAILURE as error:
             raise ModuleError(
                 explain_failure(self.master_url or self.url, error.details, self.last_call),
                 xapi_error=list(error.details),

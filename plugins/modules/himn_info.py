@@ -30,6 +30,8 @@ description:
   - When XAPI answers and the VM has no VIF on the HIMN, the module fails with the fix instead of guessing.
   - Also returns the VM's interfaces and the IPv4 networks on them, which the role xenserver.openstack.himn_network
     forwards and routes, and how the VM configures its network at boot, so that the role needs no fact gathering.
+  - Also returns the Python that runs the module and whether the XenAPI library imports in it (RV(python)), which the
+    role installs there when it does not. The module itself runs without XenAPI, finding the interface without XAPI.
 extends_documentation_fragment:
   - xenserver.openstack.xenapi
   - xenserver.openstack.attributes.info_module
@@ -157,10 +159,29 @@ xapi_unreachable:
   returned: when XenAPI could not be used
   type: str
   sample: "No XAPI password given."
+python:
+  description: The Python on this VM that ran the module, which runs every module of the collection there.
+  returned: success
+  type: dict
+  version_added: 0.2.0
+  contains:
+    executable:
+      description: Its interpreter's path (C(sys.executable)).
+      type: str
+      sample: /usr/bin/python2.7
+    version:
+      description: Its version.
+      type: str
+      sample: 2.7.6
+    xenapi:
+      description: Whether the XenAPI library imports in it (the C(xen_*) modules need it).
+      type: bool
+      sample: false
 """
 
 import os
 import shutil
+import sys
 import tempfile
 
 from ansible_collections.xenserver.openstack.plugins.module_utils._compat import OS_ERRORS
@@ -168,6 +189,7 @@ from ansible_collections.xenserver.openstack.plugins.module_utils._ipv4 import I
 from ansible_collections.xenserver.openstack.plugins.module_utils._xenapi import (
     ModuleError,
     XAPIUnreachable,
+    XenAPI,
     XenAPIModule,
     find_himn,
     find_vm,
@@ -230,6 +252,15 @@ def probe_candidate(name, sys_net_dir=SYS_NET):
     return not any(line.startswith("DEVTYPE=") for line in uevent.splitlines())
 
 
+def python_info():
+    """The Python running this module: its interpreter, version, and whether XenAPI imports in it."""
+    return dict(
+        executable=sys.executable,
+        version=".".join(str(part) for part in sys.version_info[:3]),
+        xenapi=XenAPI is not None,
+    )
+
+
 def local_interfaces(sys_net=SYS_NET):
     """Return the names of this machine's network interfaces."""
     return sorted(os.listdir(sys_net))
@@ -256,11 +287,15 @@ class HimnInfoModule(XenAPIModule):
     )
     module_kwargs = dict(supports_check_mode=True)
     xenapi_optional = True
+    # XenAPI is optional too: the role himn_network runs this module before XenAPI is installed (see RETURN python).
+    required_libraries = ()
     probed = None  # the interfaces the DHCP probe asked, once it ran
 
     def _login(self):
         if not self.params["use_xenapi"]:
             raise XAPIUnreachable("use_xenapi is false")
+        if XenAPI is None:
+            raise XAPIUnreachable("the XenAPI library does not import in %s" % (sys.executable or "this Python"))
         super(HimnInfoModule, self)._login()
 
     def check_params(self):
@@ -440,6 +475,7 @@ class HimnInfoModule(XenAPIModule):
             interfaces=local_interfaces(),
             networks={},
             network_config=network_config(),
+            python=python_info(),
         )
         for name, address in self.addresses:
             result["networks"].setdefault(name, []).append(str(address.network))

@@ -1,5 +1,8 @@
 """himn_info's three ways of finding the HIMN interface, against the simulator."""
 
+import platform
+import sys
+
 import pytest
 from ansible_collections.xenserver.openstack.plugins.modules import himn_info
 
@@ -171,4 +174,34 @@ def test_without_xapi_and_xenstore_an_address_on_the_himn_finds_it(run_module, m
 def test_the_subnet_decides_not_the_last_octet(run_module, machine, tmp_path):
     machine["addresses"] = [("eth1", "169.254.0.1/32"), ("eth3", "10.169.254.1/24")]
     result = run_module(himn_info, dict(url="http://127.0.0.1:9", xenstore_read=str(tmp_path / "absent")))
+    assert result["failed"] and "No interface of this VM is on the HIMN" in result["msg"]
+
+
+def test_it_returns_the_python_that_runs_it_and_whether_xenapi_imports(run_module, machine, tmp_path):
+    machine["macs"] = {"02:58:53:02:00:01": "eth2"}
+    machine["addresses"] = [("eth2", HIMN_ADDRESS)]
+    args = dict(url="http://127.0.0.1:9", use_xenapi=False, xenstore_read=str(tmp_path / "absent"))
+    result = run_module(himn_info, args)
+    assert result["python"] == dict(executable=sys.executable, version=platform.python_version(), xenapi=True)
+
+
+def test_without_xenapi_it_still_finds_the_interface_and_says_xenapi_is_missing(
+    xapi_sim, run_module, machine, tmp_path, monkeypatch
+):
+    """A Fuel compute's Python before the HIMN bootstrap installed XenAPI: no missing_required_lib, and even
+    use_xenapi true falls back on the ways without XAPI, saying why."""
+    monkeypatch.setattr(himn_info, "XenAPI", None)
+    sim = xapi_sim("xcpng-8.3")
+    machine["macs"] = {"02:58:53:02:00:01": "eth2"}
+    machine["addresses"] = [("eth2", HIMN_ADDRESS)]
+    for use_xenapi, why in ((False, "use_xenapi is false"), (True, "XenAPI library does not import in ")):
+        args = dict(creds(sim), use_xenapi=use_xenapi, xenstore_read=str(tmp_path / "absent"))
+        result = run_module(himn_info, args)
+        assert (result.get("failed"), result["found_by"], result["interface"]) == (None, "address", "eth2"), result
+        assert why in result["xapi_unreachable"]
+        assert result["python"]["xenapi"] is False
+    assert sim.counts() == {}
+    # Its failures stay its own messages (no XenAPI.Failure to catch without the library).
+    machine["addresses"] = []
+    result = run_module(himn_info, dict(use_xenapi=False, xenstore_read=str(tmp_path / "absent")))
     assert result["failed"] and "No interface of this VM is on the HIMN" in result["msg"]
