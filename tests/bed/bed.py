@@ -761,12 +761,35 @@ def trust_signing_key(pair: Pair, home: str, fingerprint: str) -> None:
     run(*trusted, "--import-ownertrust", str(pair.dom0_dir / "ownertrust"))
 
 
+def own_target_python(pair: Pair) -> Path:
+    """The interpreter of the compute VM's own copy of the target venv, with --no-target-xenapi."""
+    return pair.compute_dir / "python" / "bin" / "python"
+
+
+def target_without_xenapi(state: State, pair: Pair) -> None:
+    """Give the compute VM a copy of the target venv without XenAPI, of its own, so that what one run installs in it
+    (the HIMN bootstrap, as on a Fuel compute whose Python has no XenAPI) stays in that VM and that bed."""
+    python = own_target_python(pair)
+    if python.exists():
+        return
+    venv = Path(state.data["target_python"]).parent.parent
+    shutil.copytree(venv, python.parent.parent, symlinks=True)
+    run(str(python), "-m", "pip", "uninstall", "-q", "-y", "XenAPI")
+    if run(str(python), "-c", "import XenAPI", check=False).returncode == 0:
+        raise BedError("XenAPI still imports in %s after its uninstall" % python)
+
+
 def inventory(state: State, pairs: list[Pair], scenarios: dict[int, dict]) -> dict:
     def host(ns: str, **hostvars: str) -> dict:
         return dict(ansible_netns_name=ns, **hostvars)
 
-    # The compute VMs' Python: the modules, nova's stand-in and the role scripts run with it.
-    target_python = state.data.get("target_python") or state.data["python"]
+    # The compute VMs' Python: the modules, nova's stand-in and the role scripts run with it (each VM its own copy,
+    # without XenAPI, with --no-target-xenapi).
+    def compute_python(pair: Pair) -> str:
+        if not state.data.get("target_xenapi", True):
+            return str(own_target_python(pair))
+        return state.data.get("target_python") or state.data["python"]
+
     novas = cycled(state.data["nova"], pairs) if state.data.get("nova") else {}
 
     def guest_tools_var(pair: Pair) -> dict:
@@ -784,8 +807,8 @@ def inventory(state: State, pairs: list[Pair], scenarios: dict[int, dict]) -> di
         return dict(
             nova_xenapi_nova_version="21.2.4",
             dom0_suppack_nova_version="21.2.4",  # the pack carries that nova's Dom0 plugins (os-xenapi 0.3.4's)
-            nova_xenapi_python=target_python,
-            misc_patches_python=target_python,
+            nova_xenapi_python=compute_python(pair),
+            misc_patches_python=compute_python(pair),
         )
 
     compute = {
@@ -807,7 +830,7 @@ def inventory(state: State, pairs: list[Pair], scenarios: dict[int, dict]) -> di
             # controller as public VIP, and the storage NIC as the VLAN physnet's NIC.
             openstack_public_vip=NETWORKS["mgmt"][0] + ".2",
             openstack_tenant_nic=NETWORKS["storage"][1],
-            ansible_python_interpreter=target_python,
+            ansible_python_interpreter=compute_python(pair),
             nova_xenapi_config_group="root",
             nova_xenapi_neutron_config_group="root",
             nova_xenapi_ceilometer_config_group="root",
@@ -857,11 +880,14 @@ def claim(state: State, args: argparse.Namespace) -> None:
         "nova": args.nova.split(",") if args.nova else [],
         "python": args.python,
         "target_python": args.target_python,
+        "target_xenapi": args.target_xenapi,
         "himn_lease": args.himn_lease,
         "guest_tools": not args.no_guest_tools,
         "sudo_user": args.sudo_user,
     }
-    recorded = {key: state.data.get(key) for key in wanted}
+    if not args.target_xenapi and not args.target_python:
+        raise BedError("--no-target-xenapi copies a target venv: give it with --target-python (2.7, 3.6 or 3.8)")
+    recorded = {key: state.data.get(key, True if key == "target_xenapi" else None) for key in wanted}
     if state.exists and recorded != wanted:
         raise BedError(
             "%s records another bed (%s); run `down` first"
@@ -887,6 +913,8 @@ def up(args: argparse.Namespace) -> int:
     wire(pairs, scenarios, himn_up=state.data["himn_lease"])
     novas = cycled(state.data["nova"], pairs) if state.data["nova"] else {}
     for pair in pairs:
+        if not state.data.get("target_xenapi", True):
+            target_without_xenapi(state, pair)
         if state.data["sudo_user"]:
             give_sudo_user(state, pair, state.data["sudo_user"])
         if state.data["guest_tools"]:
@@ -1149,6 +1177,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=target_python,
         help="the compute VMs' Python: a path, or 2.7, 3.6 or 3.8 for the target venv scripts/setup.sh built in "
         ".build/targets (default: --python)",
+    )
+    up_parser.add_argument(
+        "--target-xenapi",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="--no-target-xenapi: each compute VM runs its modules with a copy of the --target-python venv without "
+        "XenAPI, of its own (a Fuel compute's Python, where the HIMN bootstrap installs XenAPI) (default: with)",
     )
     up_parser.add_argument(
         "--nova",

@@ -6,7 +6,10 @@ One bed per case (class), shared by its tests in file order, down before the nex
   the NAT rules, the nova switch and the Dom0 housekeeping; the first run converges (found by
   xenstore); the second changes nothing; a reboot of the compute VM keeps the HIMN address, no default route through
   the HIMN, and Dom0's path to the management network;
-- without guest tools (``--no-guest-tools``): the DHCP probe finds the NIC, the run converges.
+- without guest tools (``--no-guest-tools``): the DHCP probe finds the NIC, the run converges;
+- a VM whose Python has no XenAPI (``--no-target-xenapi``, its HIMN leased so that only XenAPI is missing): check mode
+  predicts the install, installs nothing and asks no XAPI. (tests/integration/test_fuel_site.py installs it, on
+  Python 2.7 from the Fuel plugin's wheel.)
 """
 
 import json
@@ -15,6 +18,7 @@ import subprocess
 
 import pytest
 from bedlib import BED, Bed, ns, task_results
+from pythons import line_for
 from sitelib import MGMT, SITE, differences, snapshot, tracebacks
 
 pytestmark = pytest.mark.root
@@ -170,3 +174,36 @@ class TestWithoutGuestTools:
         assert (found["interface"], found["found_by"], found["probed"]) == ("eth2", "dhcp", ["eth2"])
         assert himn_address(bare_bed) == ["169.254.0.2/16"]
         assert default_routes(bare_bed) == ""
+
+
+@pytest.fixture(scope="class")
+def bed_without_xenapi(tmp_path_factory):
+    yield from bring_up(tmp_path_factory, "--himn-lease", "--target-python", "3.8", "--no-target-xenapi")
+
+
+class TestWithoutXenAPI:
+    """The modules' Python has no XenAPI (a Fuel compute's /usr/bin/python2.7; here Python 3.8), the HIMN has its
+    address: only XenAPI keeps XAPI out of reach."""
+
+    def test_check_mode_predicts_the_xenapi_install_installs_nothing_and_asks_no_xapi(self, bed_without_xenapi):
+        bed = bed_without_xenapi
+        python = os.path.join(bed.state_dir, "compute-1", "python", "bin", "python")
+        assert bed.run(COMPUTE, python, "-c", "import XenAPI", check=False).returncode != 0
+        assert himn_address(bed) == ["169.254.0.2/16"]
+        before = unchanged_state(bed)
+
+        code, report, output = bed.playbook(SITE, "--check", line=line_for("3.8"))
+
+        assert code == 0, output[-3000:]
+        assert tracebacks(report, output) == []
+        found = bootstrap(report, "Find the HIMN interface without XAPI")
+        assert found["python"] == dict(executable=python, version=found["python"]["version"], xenapi=False)
+        assert found["python"]["version"].startswith("3.8.")
+        predicted = bootstrap(report, "Say what the bootstrap would install")
+        assert predicted["changed"] and "would install XenAPI with pip" in " ".join(predicted["msg"].split())
+        installs = task_results(report, "compute-1", "xenserver.openstack.himn_network : Install XenAPI with pip")
+        assert [result.get("skipped") for result in installs] == [True], installs
+        assert not task_results(report, "compute-1", "Say what the rest cannot predict"), "the HIMN was up"
+        assert not task_results(report, "compute-1", "Read the host"), "check mode went on to ask XAPI"
+        assert bed.run(COMPUTE, python, "-c", "import XenAPI", check=False).returncode != 0
+        assert differences(before, unchanged_state(bed)) == {}
