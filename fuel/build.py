@@ -7,7 +7,9 @@ The folder NAME-X.Y/ is both what fuel-plugin-builder takes as source (`fpb --ch
 RPM installs on the Fuel master, in /var/www/nailgun/plugins/: metadata.yaml, environment_config.yaml,
 components.yaml, deployment_tasks.yaml (no task: nothing runs on the nodes), an empty deployment_scripts/ and
 repositories/ubuntu/, and controller/ for the machine that runs Ansible: the collection as `ansible-galaxy
-collection build` makes it, and that machine's ansible.cfg, inventory configuration fuel.yml and requirements.txt.
+collection build` makes it, and that machine's ansible.cfg, inventory configuration fuel.yml and requirements.txt,
+and the XenAPI wheel for the computes' Python 2.7 (fuel.yml's xenapi_package: the HIMN bootstrap installs it there
+offline), which pip downloads (or --xenapi-wheel gives).
 The master serves the folder at http://MASTER:8080/plugins/NAME-X.Y/, so the controller can install from there.
 
 Run it from a checkout, with ansible-galaxy on PATH (or beside this Python): python fuel/build.py [--rpm]
@@ -29,6 +31,9 @@ ROOT = os.path.dirname(FUEL)
 PLUGIN_FILES = ("metadata.yaml", "environment_config.yaml", "components.yaml", "deployment_tasks.yaml")
 # What the plugin gives the machine that runs Ansible, besides the collection's tarball.
 CONTROLLER_FILES = ("ansible.cfg", "fuel.yml", "requirements.txt")
+# The XenAPI the computes' Python gets (OpenStack's upper-constraints pin it for Train and Ussuri): a wheel for Python
+# 2 and 3, which pip installs without building anything.
+XENAPI = "XenAPI==2.14"
 RPM_SPEC = """\
 Name: %(package)s
 Version: %(version)s
@@ -94,16 +99,41 @@ def _run(command, **kwargs):
     return result
 
 
-def add_controller_files(folder):
-    """Build the collection with ansible-galaxy into controller/, beside the controller's inventory and requirements."""
+def xenapi_wheel(directory, given=None):
+    """Put the XenAPI wheel into C(directory): C(given), or pip's download of XENAPI; return its file name."""
+    if given:
+        if not (os.path.isfile(given) and os.path.basename(given).endswith(".whl")):
+            raise BuildError("--xenapi-wheel %s is not a wheel file: give the path of a XenAPI .whl." % given)
+        return os.path.basename(shutil.copy(given, directory))
+    with tempfile.TemporaryDirectory() as download:
+        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-d", download, XENAPI]
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        wheels = [name for name in os.listdir(download) if name.endswith(".whl")]
+        if result.returncode or len(wheels) != 1:
+            raise BuildError(
+                "pip could not download the %s wheel for the computes (%s): give one with --xenapi-wheel FILE "
+                "(pip download %s --no-deps on a machine that reaches PyPI)."
+                % (XENAPI, (result.stderr.strip().splitlines() or ["no wheel"])[-1], XENAPI)
+            )
+        return os.path.basename(shutil.copy(os.path.join(download, wheels[0]), directory))
+
+
+def add_controller_files(folder, wheel=None):
+    """Build the collection with ansible-galaxy into controller/, beside the controller's inventory and requirements,
+    and the XenAPI wheel that the inventory gives the computes."""
     controller = os.path.join(folder, "controller")
     os.makedirs(controller)
     _run([_tool("ansible-galaxy"), "collection", "build", ROOT, "--output-path", controller, "--force"])
     for name in CONTROLLER_FILES:
         shutil.copy(os.path.join(FUEL, "controller", name), controller)
+    with open(os.path.join(controller, "fuel.yml"), "a") as handle:
+        handle.write(
+            "\n# XenAPI for the computes' Python 2.7, which has none: the HIMN bootstrap installs this file offline.\n"
+            "xenapi_package: %s\n" % xenapi_wheel(controller, wheel)
+        )
 
 
-def build_folder(metadata, output):
+def build_folder(metadata, output, wheel=None):
     """Write the plugin folder in C(output) and return its path."""
     folder = os.path.join(output, package_name(metadata))
     shutil.rmtree(folder, ignore_errors=True)
@@ -114,7 +144,7 @@ def build_folder(metadata, output):
         # Fuel copies deployment_scripts/ to the nodes and serves the repository to them: both stay empty.
         for path in (release["deployment_scripts_path"], release["repository_path"]):
             os.makedirs(os.path.join(folder, path), exist_ok=True)
-    add_controller_files(folder)
+    add_controller_files(folder, wheel)
     return folder
 
 
@@ -150,11 +180,14 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--output", default=os.path.join(ROOT, ".build", "fuel"), help="default: %(default)s")
     parser.add_argument("--rpm", action="store_true", help="also build the RPM (needs rpmbuild)")
+    parser.add_argument(
+        "--xenapi-wheel", metavar="FILE", help="the XenAPI wheel for the computes (default: pip downloads %s)" % XENAPI
+    )
     args = parser.parse_args(argv)
     try:
         metadata = plugin_metadata()
         os.makedirs(args.output, exist_ok=True)
-        folder = build_folder(metadata, os.path.abspath(args.output))
+        folder = build_folder(metadata, os.path.abspath(args.output), args.xenapi_wheel)
         print(folder)
         if args.rpm:
             print(build_rpm(metadata, folder, args.output))

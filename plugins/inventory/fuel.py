@@ -143,6 +143,17 @@ options:
     type: list
     elements: str
     default: [xenserver-openstack, fuel-plugin-xenserver]
+  xenapi_package:
+    description:
+      - A XenAPI wheel or sdist on this controller for the compute VMs, whose Python (Ubuntu 14.04's
+        V(/usr/bin/python2.7)) has no XenAPI; group C(compute) gets its absolute path as C(himn_network_xenapi_package),
+        which the role xenserver.openstack.himn_network copies to each compute and installs offline during the HIMN
+        bootstrap.
+      - Relative paths are relative to the directory of the configuration file. The Fuel plugin's C(controller/)
+        carries the XenAPI 2.14 wheel, and its C(fuel.yml) names it.
+      - Not set, the role installs XenAPI by name from a package index, which the computes must reach then.
+    type: str
+    version_added: 0.2.0
   host_address:
     description:
       - The network whose address of each node becomes C(ansible_host).
@@ -212,6 +223,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
     def parse(self, inventory, loader, path, cache=True):
         super().parse(inventory, loader, path, cache)
         self._read_config_data(path)
+        self._config_dir = os.path.dirname(os.path.abspath(path))
         try:
             nodes = one_environment(
                 self._nodes_from_nailgun() if self.get_option("nailgun_url") else self._nodes_from_files(path)
@@ -264,6 +276,9 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
             for variable, value in nodes[0].cluster_vars.items():
                 self.inventory.set_variable("all", variable, value)
             compute = dict(compute_vars(nodes[0].cluster_vars), **nodes[0].xenserver_vars)
+            if self.get_option("xenapi_package"):
+                package = os.path.join(self._config_dir, os.path.expanduser(self.get_option("xenapi_package")))
+                compute["himn_network_xenapi_package"] = os.path.normpath(package)
             for group, variables in (("compute", compute), ("controller", nodes[0].controller_vars)):
                 for variable, value in (variables if secrets else without_secrets(variables)).items():
                     self.inventory.set_variable(group, variable, value)

@@ -3,7 +3,9 @@ task), then the operator's Ansible controller runs playbooks/site.yml with ansib
 plugin carries, the inventory reading Nailgun, and the nodes' Python 2.7 as targets.
 
 - The nodes: a fresh namespace bed (nothing applied in Dom0, no pack, no routes), its compute VM on Python 2.7
-  (``bed.py up --target-python 2.7``), its controller the primary controller with a real Glance (tests/glancebed).
+  without XenAPI, as MOS 9's /usr/bin/python2.7 (``bed.py up --target-python 2.7 --no-target-xenapi``: a copy of its
+  own, where the HIMN bootstrap installs the XenAPI wheel of the plugin's controller/ kit that fuel.yml names), its
+  controller the primary controller with a real Glance (tests/glancebed).
 - Fuel's data: one astute.yaml per bed node, written from the sample of a Fuel 9.0 node
   (tests/fuel/cloud-9.0-1ctl-2cmp/2.yaml) with the bed's networks and the settings form's values (the hosts'
   credentials, "Install Nova Plugins", the pack's signing key and its GnuPG home), served by a stand-in Nailgun
@@ -170,8 +172,10 @@ class Controller:
         self.dir = str(work / "controller")
         self.line = line_for("2.7")  # ansible-core 2.16: the last line that manages Python 2.7
         os.makedirs(self.dir)
-        for name in ("ansible.cfg", "fuel.yml"):
-            shutil.copy(os.path.join(plugin, "controller", name), self.dir)
+        # The kit the operator copies: the settings, and the XenAPI wheel fuel.yml names for the computes.
+        for name in os.listdir(os.path.join(plugin, "controller")):
+            if name in ("ansible.cfg", "fuel.yml") or name.endswith(".whl"):
+                shutil.copy(os.path.join(plugin, "controller", name), self.dir)
         (tarball,) = [n for n in os.listdir(os.path.join(plugin, "controller")) if n.endswith(".tar.gz")]
         self.collections = str(work / "collections")
         installed = subprocess.run(
@@ -227,7 +231,7 @@ def fuel(tmp_path_factory):
         text=True,
         check=True,
     )
-    bed = Bed(str(work / "bed"), "--pairs", str(PAIRS), "--target-python", "2.7")
+    bed = Bed(str(work / "bed"), "--pairs", str(PAIRS), "--target-python", "2.7", "--no-target-xenapi")
     glance = NsGlance(work / "glance")
     try:
         glance.start()
@@ -317,14 +321,40 @@ def test_the_computes_modules_run_on_python_2_7(fuel):
     assert "%(major)s.%(minor)s" % facts["version"] == "2.7"
 
 
+def xenapi_imports(bed, host):
+    """Whether XenAPI imports in the Python that runs the modules on the bed's compute VM ``host``."""
+    python = load(bed.inventory)["all"]["children"]["compute"]["hosts"][host]["ansible_python_interpreter"]
+    return bed.run(ns(host), python, "-c", "import XenAPI", check=False).returncode == 0
+
+
 def test_the_first_run_converges_and_the_second_changes_nothing(fuel):
     bed = fuel
     nodes = astute_data(bed.form)
+    computes = ["compute-%d" % i for i in range(1, PAIRS + 1)]
+    assert [xenapi_imports(bed, host) for host in computes] == [False] * PAIRS  # as on MOS 9's /usr/bin/python2.7
     with NailgunStub(nodes["1"]["deployment_id"], nodes, NAILGUN_PASSWORD) as nailgun:
         first = bed.controller.playbook(nailgun.url)
         second = bed.controller.playbook(nailgun.url)
     code, report, output = first
     assert code == 0, output[-4000:]
+    # The HIMN bootstrap installed the kit's XenAPI wheel (fuel.yml's xenapi_package) in the modules' Python 2.7,
+    # offline, before anything asked XAPI: task order HIMN bootstrap, then the preflight's host read, then the rest.
+    assert [xenapi_imports(bed, host) for host in computes] == [True] * PAIRS
+    (install,) = task_results(report, "compute-1", "xenserver.openstack.himn_network : Install XenAPI with pip")
+    assert install["changed"] and "--no-index" in install["cmd"], install
+    assert install["cmd"][-1].endswith("/XenAPI-2.14-py2.py3-none-any.whl"), install
+    preflight = [task["task"]["name"] for task in report["plays"][0]["tasks"] if "compute-1" in task["hosts"]]
+    bootstrap = [
+        preflight.index("xenserver.openstack.himn_network : " + name)
+        for name in (
+            "Bring the HIMN interface up now",
+            "Install XenAPI with pip",
+            "Check that XenAPI imports in the modules' Python now",
+            "Find the HIMN interface (XenAPI, then xenstore, then addresses)",
+        )
+    ]
+    read_host = preflight.index("Read the host, its updates, default SR, HIMN and this VM")
+    assert bootstrap == sorted(bootstrap) and bootstrap[-1] < read_host, preflight
     # The collection that ran is the one installed from the plugin's tarball.
     paths = {task["task"]["path"] for play in report["plays"] for task in play["tasks"] if task["task"]["path"]}
     assert {path.startswith(bed.controller.collections) for path in paths if "xenserver/openstack" in path} == {True}

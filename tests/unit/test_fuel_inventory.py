@@ -614,3 +614,14 @@ def test_finding_5_nailgun_over_http_warns_that_the_password_crosses_in_clear(tm
         in (warning)
     ), warning
     assert "https://" in warning and PASSWORD not in warning
+
+
+def test_xenapi_package_is_the_computes_package_file_relative_to_the_configuration(tmp_path):
+    """The plugin's controller/ carries the XenAPI wheel for the computes' Python 2.7, and its fuel.yml names it."""
+    config = write_config(tmp_path, ["astute: [%s]" % SMALL, "xenapi_package: XenAPI-2.14-py2.py3-none-any.whl"])
+    compute = exported(config)["compute"]["vars"]
+    assert compute["himn_network_xenapi_package"] == str(tmp_path / "XenAPI-2.14-py2.py3-none-any.whl")
+    assert (
+        "himn_network_xenapi_package"
+        not in exported(write_config(tmp_path, ["astute: [%s]" % SMALL]))["compute"]["vars"]
+    )

@@ -16,6 +16,7 @@ import sys
 import tarfile
 import types
 import warnings
+import zipfile
 
 import jsonschema
 import pytest
@@ -132,11 +133,15 @@ def test_build_makes_the_plugin_folder(built):
     # What Fuel copies to the nodes and serves them as a repository: nothing.
     assert os.listdir(os.path.join(folder, "deployment_scripts")) == []
     assert os.listdir(os.path.join(folder, "repositories", "ubuntu")) == []
-    # For the machine that runs Ansible: the collection as ansible-galaxy builds it, its inventory and requirements.
+    # For the machine that runs Ansible: the collection as ansible-galaxy builds it, its inventory and requirements,
+    # and the XenAPI wheel the inventory gives the computes' Python 2.7 (the HIMN bootstrap installs it offline).
     controller = os.path.join(folder, "controller")
+    wheel = "XenAPI-2.14-py2.py3-none-any.whl"
     assert sorted(os.listdir(controller)) == sorted(
-        ["ansible.cfg", "fuel.yml", "requirements.txt", "xenserver-openstack-%s.tar.gz" % version]
+        ["ansible.cfg", "fuel.yml", "requirements.txt", "xenserver-openstack-%s.tar.gz" % version, wheel]
     )
+    with zipfile.ZipFile(os.path.join(controller, wheel)) as archive:
+        assert "XenAPI/XenAPI.py" in archive.namelist()
     with tarfile.open(os.path.join(controller, "xenserver-openstack-%s.tar.gz" % version)) as archive:
         manifest = json.load(archive.extractfile("MANIFEST.json"))["collection_info"]
         names = archive.getnames()
@@ -144,6 +149,21 @@ def test_build_makes_the_plugin_folder(built):
     assert {"playbooks/site.yml", "plugins/inventory/fuel.py", "tools/build_pack.py"} <= set(names)
     inventory = _load(os.path.join(controller, "fuel.yml"))
     assert (inventory["plugin"], inventory["nailgun_url"]) == ("xenserver.openstack.fuel", "https://10.20.0.2:8443")
+    assert inventory["xenapi_package"] == wheel
+
+
+def test_build_takes_the_xenapi_wheel_given_and_refuses_what_is_not_one(built, tmp_path):
+    wheel = os.path.join(built[0], "controller", "XenAPI-2.14-py2.py3-none-any.whl")
+    for given, code in ((wheel, 0), (str(tmp_path / "XenAPI.tar.gz"), 1)):
+        build = [sys.executable, os.path.join(ROOT, "fuel", "build.py"), "--output", str(tmp_path)]
+        result = subprocess.run(
+            [*build, "--xenapi-wheel", given],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == code, result.stderr
+    assert "is not a wheel file: give the path of a XenAPI .whl" in result.stderr
 
 
 def test_build_makes_the_rpm_that_installs_the_folder_on_the_master(built):
