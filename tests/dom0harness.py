@@ -20,7 +20,12 @@ import xmlrpc.client
 from xapisim import dom0 as xapisim_dom0
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
-PLUGIN = os.path.join(os.path.dirname(TESTS), "dom0", "etc", "xapi.d", "plugins", "xenserver_openstack")
+PLUGIN = os.path.join(xapisim_dom0.DOM0_TREE, "etc", "xapi.d", "plugins", "xenserver_openstack")
+LIBRARY = os.path.join(os.path.dirname(PLUGIN), "xenserver_openstack_lib.py")
+# Every file of the collection's dom0/ tree (the plugin, its library, its jobs): Dom0's Python 2.7 and 3.6+ run them.
+DOM0_SOURCES = sorted(
+    os.path.join(folder, name) for folder, _dirs, names in os.walk(xapisim_dom0.DOM0_TREE) for name in names
+)
 DOM0LIB = os.path.join(TESTS, "xapisim", "dom0lib")
 CHAIN = "xenserver-openstack-neutron"
 

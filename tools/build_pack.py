@@ -11,10 +11,10 @@ Two formats:
     The update ISO that ``pool_update.introduce`` accepts on XenServer 7.1+, Citrix Hypervisor 8.x and
     XCP-ng 8.x: ``update.xml`` (+ ``.asc``), a yum repository (``Packages/``, ``repodata/`` with the comps group
     ``update``, ``repomd.xml.asc``), a payload RPM installing every file under the collection's ``dom0/`` tree
-    at the same path in Dom0 (plugins in /etc/xapi.d/plugins with mode 0755), a payload RPM with the Dom0
-    plugins of nova's release (``--plugin-set``, or chosen by ``--nova-version``; see dom0_plugin_sets.py),
-    an optional payload RPM with extra plugins, and the ``update-<label>`` RPM holding the stamp
-    ``/var/update/applied/<uuid>``.
+    at the same path in Dom0 (plugins in /etc/xapi.d/plugins with mode 0755, the ``*.py`` library there 0644), a
+    payload RPM with the Dom0 plugins of nova's release (``--plugin-set``, or chosen by ``--nova-version``; see
+    dom0_plugin_sets.py), an optional payload RPM with extra plugins, and the ``update-<label>`` RPM holding the
+    stamp ``/var/update/applied/<uuid>``.
 ``legacy``
     The supplemental pack of XenServer 6.5 / 7.0 (``XS-REPOSITORY``, ``XS-PACKAGES``, an ``install`` script and
     the payload RPM with MD5 file digests), for ``xe-install-supplemental-pack`` in Dom0.
@@ -115,8 +115,18 @@ def _read(path):
         return handle.read()
 
 
+def dom0_mode(target, executable):
+    """The mode of a file of the collection's ``dom0/`` tree in Dom0. In the plugin directory a ``*.py`` file is a
+    library the plugins import, 0644: xapi runs any executable entry there by name, so a library must not be one;
+    every other file there is a plugin, 0755. Elsewhere (the plugin's jobs in /usr/libexec) the file's own exec
+    bit decides."""
+    if os.path.dirname(target) == PLUGIN_DIR:
+        return 0o644 if target.endswith(".py") else 0o755
+    return 0o755 if executable else 0o644
+
+
 def dom0_files(source, rpm):
-    """Every file under ``<source>/dom0`` at the same path in Dom0; plugins 0755, others 0644 or 0755."""
+    """Every file under ``<source>/dom0`` at the same path in Dom0, with the mode of ``dom0_mode``."""
     top = os.path.join(source, "dom0")
     if not os.path.isdir(top):
         raise BuildError("%s does not exist: --source must be the collection root" % top)
@@ -128,10 +138,7 @@ def dom0_files(source, rpm):
             target = "/" + os.path.relpath(local, top).replace(os.sep, "/")
             if not os.path.isfile(local) or os.path.islink(local):
                 raise BuildError("%s is not a regular file: the pack carries regular files only" % local)
-            if os.path.dirname(target) == PLUGIN_DIR or os.stat(local).st_mode & 0o111:
-                mode = 0o755
-            else:
-                mode = 0o644
+            mode = dom0_mode(target, os.stat(local).st_mode & 0o111)
             files.append(PackFile(target, mode, _read(local), rpm))
     if not files:
         raise BuildError("%s holds no files" % top)

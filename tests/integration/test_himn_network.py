@@ -6,15 +6,14 @@ idempotence, Dom0 reboot, prefixes, removal.
 
 import json
 import os
-import shutil
 
 import pytest
 from bedlib import ROOT, Bed, failures, ns
+from xapisim.dom0 import install_collection_files
 
 pytestmark = pytest.mark.root
 
 PLAYBOOK = os.path.join(ROOT, "tests", "integration", "playbooks", "himn_network.yml")
-PLUGIN = os.path.join(ROOT, "dom0", "etc", "xapi.d", "plugins", "xenserver_openstack")
 DOM0, COMPUTE, CTL = ns("dom0-1"), ns("compute-1"), ns("ctl")
 MGMT, STORAGE = "198.18.1.2", "198.18.2.2"
 COMPUTE_MGMT = "198.18.1.11"
@@ -66,7 +65,7 @@ FRESH = {}
 
 
 def test_check_mode_on_a_fresh_bed_reports_changes_and_changes_nothing(bed):
-    shutil.copy(PLUGIN, os.path.join(bed.root("dom0-1"), "etc", "xapi.d", "plugins"))
+    install_collection_files(bed.root("dom0-1"))
     before = snapshot(bed)
     FRESH.update(before)
     code, report, output = bed.playbook(PLAYBOOK, "--check", "--diff")

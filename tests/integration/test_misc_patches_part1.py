@@ -14,18 +14,17 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import stat
 import sys
 import textwrap
 
 import pytest
 from bedlib import ROOT, Bed, failures, ns
+from xapisim.dom0 import install_collection_files
 
 pytestmark = pytest.mark.root
 
 PLAYBOOK = os.path.join(ROOT, "tests", "integration", "playbooks", "misc_patches_part1.yml")
-PLUGIN = os.path.join(ROOT, "dom0", "etc", "xapi.d", "plugins", "xenserver_openstack")
 DOM0, COMPUTE, CTL = ns("dom0-1"), ns("compute-1"), ns("ctl")
 COMPUTE_MGMT = "198.18.1.11"
 CHAIN = "xenserver-openstack-neutron"
@@ -66,7 +65,7 @@ def bed(tmp_path_factory):
     # HIMN bootstrap has really run (test_fresh_vm.py covers that VM).
     bed = Bed(str(tmp_path_factory.mktemp("part1") / "bed"), "--himn-lease")
     try:
-        shutil.copy(PLUGIN, dom0_file(bed, "xapi.d/plugins"))
+        install_collection_files(bed.root("dom0-1"))
         with open(compute_file(bed, "etc/nova/nova.conf"), "w") as handle:
             handle.write(COMPUTE_NOVA + "connection_username = root\nconnection_password = %s\n" % password(bed))
         bed.seeded = {path: read(dom0_file(bed, path)) for path in DOM0_SEEDED}

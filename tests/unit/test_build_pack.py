@@ -20,6 +20,13 @@ ROOT = os.path.dirname(TESTS)
 BUILD = [sys.executable, os.path.join(ROOT, "tools", "build_pack.py")]
 PLUGIN = "/etc/xapi.d/plugins/xenserver_openstack"
 PLUGIN_SOURCE = os.path.join(ROOT, "dom0", PLUGIN.lstrip("/"))
+LIBRARY = "/etc/xapi.d/plugins/xenserver_openstack_lib.py"
+# Every file of the collection's dom0/ tree, at its path in Dom0.
+DOM0_FILES = sorted(
+    "/" + os.path.relpath(os.path.join(folder, name), os.path.join(ROOT, "dom0"))
+    for folder, _dirs, names in os.walk(os.path.join(ROOT, "dom0"))
+    for name in names
+)
 
 
 def galaxy_version():
@@ -89,8 +96,10 @@ def test_update_iso_carries_the_plugin_rpm(pack, tmp_path):
 
     rpm = extract(iso, payload, tmp_path / "payload.rpm")
     listing = subprocess.run(["rpm", "-qlpv", "--nosignature", rpm], capture_output=True, text=True, check=True).stdout
-    (line,) = [entry for entry in listing.splitlines() if entry.endswith(PLUGIN)]
-    assert line.split()[:4] == ["-rwxr-xr-x", "1", "root", "root"], line
+    modes = dict((entry.split()[-1], entry.split()[0]) for entry in listing.splitlines())
+    # The plugin is executable, its library is not (xapi would run it as a plugin by name).
+    assert (modes[PLUGIN], modes[LIBRARY]) == ("-rwxr-xr-x", "-rw-r--r--"), listing
+    assert all(line.split()[1:4] == ["1", "root", "root"] for line in listing.splitlines()), listing
     assert rpm_query(rpm, "--requires").split("\n") == [
         "rpmlib(CompressedFileNames) <= 3.0.4-1",
         "rpmlib(FileDigests) <= 4.6.0-1",
@@ -102,8 +111,9 @@ def test_update_iso_carries_the_plugin_rpm(pack, tmp_path):
     unpacked.mkdir()
     payload_cpio = subprocess.run(["rpm2cpio", rpm], capture_output=True, check=True).stdout
     subprocess.run(["cpio", "-idm", "--quiet"], input=payload_cpio, cwd=unpacked, check=True)
-    with open(PLUGIN_SOURCE, "rb") as handle:
-        assert (unpacked / PLUGIN.lstrip("/")).read_bytes() == handle.read()
+    for path in DOM0_FILES:
+        with open(os.path.join(ROOT, "dom0", path.lstrip("/")), "rb") as handle:
+            assert (unpacked / path.lstrip("/")).read_bytes() == handle.read(), path
 
     stamp = extract(iso, meta, tmp_path / "meta.rpm")
     assert "xenserver-openstack-plugins >= %s" % version in rpm_query(stamp, "--requires")
@@ -120,7 +130,8 @@ def test_update_iso_carries_the_plugin_rpm(pack, tmp_path):
     )
     assert update.get("key") == "RPM-GPG-KEY-xenserver-openstack" and update.get("after-apply-guidance") == ""
     assert update.findtext("name-description").strip()
-    assert int(update.get("installation-size")) == os.path.getsize(PLUGIN_SOURCE)
+    sizes = [os.path.getsize(os.path.join(ROOT, "dom0", path.lstrip("/"))) for path in DOM0_FILES]
+    assert int(update.get("installation-size")) == sum(sizes)
 
 
 def test_signatures_verify_the_way_xapi_checks_them(pack, tmp_path):
@@ -235,10 +246,11 @@ def test_bad_version_and_guidance_are_refused(tmp_path):
     assert "unknown after-apply guidance" in run_build("--after-apply-guidance", "reboot").stderr
 
 
-def test_dom0_plugin_is_python_2_7_and_3_6_compatible(tmp_path):
+def test_dom0_files_are_python_2_7_and_3_6_compatible(tmp_path):
     vermin = shutil.which("vermin") or os.path.join(os.path.dirname(sys.executable), "vermin")
     argv = [vermin, "-t=2.7-", "-t=3.6-", "--violations", "--no-tips"]
-    check = subprocess.run([*argv, PLUGIN_SOURCE], capture_output=True, text=True, check=False)
+    sources = [os.path.join(ROOT, "dom0", path.lstrip("/")) for path in DOM0_FILES]
+    check = subprocess.run([*argv, *sources], capture_output=True, text=True, check=False)
     assert check.returncode == 0 and "Minimum required versions" in check.stdout, check.stdout + check.stderr
     # The check does catch a Python 3.6+ construct in a file without .py suffix, as the plugin is.
     broken = tmp_path / "plugin"

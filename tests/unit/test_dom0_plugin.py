@@ -11,13 +11,16 @@ import subprocess
 import sys
 
 import pytest
-from dom0harness import DOM0_NETWORK, INTERPRETERS, PLUGIN, Dom0, Netns
+from dom0harness import DOM0_NETWORK, DOM0_SOURCES, INTERPRETERS, Dom0, Netns
 
 
-def test_plugin_source_is_python_2_7_and_3_6_compatible():
+def test_plugin_library_and_jobs_are_python_2_7_and_3_6_compatible():
     vermin = shutil.which("vermin") or os.path.join(os.path.dirname(sys.executable), "vermin")
     check = subprocess.run(
-        [vermin, "-t=2.7-", "-t=3.6-", "--violations", "--no-tips", PLUGIN], capture_output=True, text=True, check=False
+        [vermin, "-t=2.7-", "-t=3.6-", "--violations", "--no-tips", *DOM0_SOURCES],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert check.returncode == 0, check.stdout + check.stderr
 

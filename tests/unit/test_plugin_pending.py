@@ -5,14 +5,10 @@ failure it always was. The real XenAPI client over HTTP, the simulator's host.ca
 XENAPI_MISSING_PLUGIN.
 """
 
-import os
-import shutil
-
 import pytest
 from ansible_collections.xenserver.openstack.plugins.modules import xen_dom0_config, xen_route
+from xapisim.dom0 import install_collection_files
 
-TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PLUGIN = os.path.join(os.path.dirname(TESTS), "dom0", "etc", "xapi.d", "plugins", "xenserver_openstack")
 NETWORKS = ["198.18.1.0/24", "198.18.2.0/24"]
 HOUSEKEEPING = dict(firewall=dict(ports=[dict(protocol="tcp", port=6640)]), unblacklist_modules=["bridge"])
 
@@ -62,7 +58,7 @@ def test_housekeeping_before_the_plugin_is_installed_predicts_each_part(xapi_sim
 
 def test_with_the_plugin_installed_plugin_pending_changes_nothing(xapi_sim, run_module):
     sim = xapi_sim("xcpng-8.3")
-    shutil.copy(PLUGIN, sim.plugin_dir)
+    install_collection_files(sim.root)
     args = sim.module_args(unblacklist_modules=["bridge"])
     plain = run_module(xen_dom0_config, args, check_mode=True)
     pending = run_module(xen_dom0_config, dict(args, plugin_pending=True), check_mode=True)

@@ -6,15 +6,13 @@ their own (the iptables chain) are tested in test_dom0_plugin_housekeeping.py an
 """
 
 import os
-import shutil
 import stat
 from pathlib import Path
 
 import pytest
 from ansible_collections.xenserver.openstack.plugins.modules import xen_dom0_config
+from xapisim.dom0 import install_collection_files
 
-TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PLUGIN = os.path.join(os.path.dirname(TESTS), "dom0", "etc", "xapi.d", "plugins", "xenserver_openstack")
 CRON = "etc/cron.d/xenserver-openstack-console-logs"
 CONNTRACKD = dict(hash_size=32768, hash_limit=131072)
 FAKE_SERVICE = '#!/bin/sh\necho "$*" >> %s\n[ ! -e %s.fail ]\n'
@@ -33,7 +31,7 @@ def dom0(xapi_sim, tmp_path):
         (bin_dir / "service").chmod(0o755)
         sim = xapi_sim(scenario, bin_dirs=[str(bin_dir)])
         if plugin:
-            shutil.copy(PLUGIN, sim.plugin_dir)
+            install_collection_files(sim.root)
         return sim, Path(sim.root), log
 
     return start

@@ -41,6 +41,7 @@ import errno
 import glob
 import os
 import re
+import shutil
 import signal
 import subprocess
 import xml.parsers.expat
@@ -52,6 +53,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 DOM0BIN = os.path.join(HERE, "dom0bin")
 PYTHONS = os.path.join(REPO, ".build", "dom0-python")  # made by scripts/setup-pythons.sh
+DOM0_TREE = os.path.join(REPO, "dom0")  # the collection's Dom0 files, at their Dom0 paths
 PATH = "/sbin:/usr/sbin:/bin:/usr/bin"
 PLUGIN_DIR = "/etc/xapi.d/plugins"
 XAPI_SOCKET = "/var/lib/xcp/xapi"
@@ -96,6 +98,13 @@ def python_interpreter(version, modules, base=PYTHONS):
             % (version, " with " + ", ".join(modules) if modules else "", base),
         )
     return path
+
+
+def install_collection_files(root, tree=DOM0_TREE):
+    """Put the collection's Dom0 files (its ``dom0/`` tree: the plugin, its library, its jobs) under the simulated
+    Dom0's file root ``root`` as its pack installs them: same paths, same modes (the plugin and the jobs
+    executable, the library not: tools/build_pack.py's dom0_mode)."""
+    shutil.copytree(tree, root, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "*.py[co]"))
 
 
 def missing_targets(paths=MOUNTS):

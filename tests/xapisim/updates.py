@@ -4,8 +4,9 @@ A real update ISO is opened with real tools: ``xorriso`` extracts the image (Roc
 gives the record's fields, the two detached signatures are checked, the comps group ``update`` and
 ``primary.xml.gz`` of the yum repository give the packages ``yum install @update`` would install (the group's
 members and, transitively, the repository packages they require), and ``rpm2cpio | cpio`` unpacks them
-(``rpm -qp`` gives each file's mode). The result says which plugin files land in ``/etc/xapi.d/plugins`` and
-which other files land elsewhere in Dom0 (such as the stamp ``/var/update/applied/<uuid>``).
+(``rpm -qp`` gives each file's mode). The result says which plugin files (executable) land in
+``/etc/xapi.d/plugins`` and which other files land in Dom0 with their mode (such as the stamp
+``/var/update/applied/<uuid>``, or a plugin's library that is not executable, next to it).
 
 Signatures: ``update.xml.asc`` and ``repodata/repomd.xml.asc`` must exist and be OpenPGP signatures. When the
 simulated Dom0 has a trusted keyring (``<root>/opt/xensource/gpg``, made as ``import-update-key`` makes it),
@@ -73,7 +74,7 @@ def _read_iso(path, work, keyring):
     plugins, files = {}, {}
     for index, rpm in enumerate(_packages_of_group(iso)):
         for target, (mode, data) in _unpack_rpm(rpm, os.path.join(work, "rpm%d" % index)).items():
-            if target.startswith(PLUGIN_DIR) and "/" not in target[len(PLUGIN_DIR) :]:
+            if target.startswith(PLUGIN_DIR) and "/" not in target[len(PLUGIN_DIR) :] and mode & 0o111:
                 plugins[target[len(PLUGIN_DIR) :]] = data
             else:
                 files[target] = {"mode": mode, "data": data}
