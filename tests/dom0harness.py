@@ -22,6 +22,7 @@ from xapisim import dom0 as xapisim_dom0
 TESTS = os.path.dirname(os.path.abspath(__file__))
 PLUGIN = os.path.join(xapisim_dom0.DOM0_TREE, "etc", "xapi.d", "plugins", "xenserver_openstack")
 LIBRARY = os.path.join(os.path.dirname(PLUGIN), "xenserver_openstack_lib.py")
+JOBS = os.path.join(xapisim_dom0.DOM0_TREE, "usr", "libexec", "xenserver-openstack")
 # Every file of the collection's dom0/ tree (the plugin, its library, its jobs): Dom0's Python 2.7 and 3.6+ run them.
 DOM0_SOURCES = sorted(
     os.path.join(folder, name) for folder, _dirs, names in os.walk(xapisim_dom0.DOM0_TREE) for name in names
@@ -86,6 +87,10 @@ class Dom0:
 
     def argv(self, python, *args):
         return self.command(python, PLUGIN, *args)
+
+    def job(self, python, name, *args):
+        """The argv of the plugin's job ``name`` (replay-routes, rotate-console-logs), its own file."""
+        return self.command(python, os.path.join(JOBS, name), *args)
 
     def call(self, function, params=None, python="venv", env=None):
         """Return (Status, Value or ErrorDescription)."""

@@ -179,8 +179,10 @@ def test_the_run_does_each_part(bed):
     # noVNC: from the controller, the compute VM's management address port 80 is Dom0's xapi.
     assert bed.http(CTL, "http://%s/_sim/health" % COMPUTE_MGMT) == "ok"
 
-    # Guest console logs: a cron.d file of its own, no mail; Dom0's other entries as they were.
-    assert len(console_log_jobs(bed)) == 1
+    # Guest console logs: a cron.d file of its own, no mail, running the job's own file; Dom0's other entries as
+    # they were.
+    (job,) = console_log_jobs(bed)
+    assert " root /usr/libexec/xenserver-openstack/rotate-console-logs --" in job, job
     text = read(dom0_file(bed, "cron.d/xenserver-openstack-console-logs"))
     assert 'MAILTO=""' in text.splitlines() and text.endswith("\n")
     for path in ("cron.d/0hourly", "cron.d/sysstat"):

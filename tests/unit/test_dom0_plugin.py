@@ -38,6 +38,10 @@ def dom0(tmp_path):
 
 pytestmark = pytest.mark.root
 
+REPLAY = "/usr/libexec/xenserver-openstack/replay-routes"
+OLDER_RULE = (
+    'SUBSYSTEM=="net", ACTION=="add", KERNEL=="xenapi", RUN+="/etc/xapi.d/plugins/xenserver_openstack replay-routes"\n'
+)
 ROUTES = [
     {"network": "198.19.0.0/16", "gateway": "169.254.0.2"},
     {"network": "198.18.4.0/23", "gateway": "169.254.0.2"},
@@ -119,11 +123,38 @@ def test_remove_deletes_only_its_routes_and_forgets_them(dom0):
 
 def test_boot_replays_persisted_routes(dom0):
     dom0.call("route_ensure", {"routes": ROUTES})
+    rule = dom0.file("etc/udev/rules.d/90-xenserver-openstack-routes.rules").read_text()
+    assert rule == 'SUBSYSTEM=="net", ACTION=="add", KERNEL=="xenapi", RUN+="%s"\n' % REPLAY
     dom0.sh("ip", "route", "flush", "proto", "boot")
     assert not any("xenapi" in r and "via" in r for r in dom0.routes())
-    subprocess.run(dom0.argv("venv", "replay-routes"), env=dom0.env, check=True)
+    subprocess.run(dom0.job("venv", "replay-routes"), env=dom0.env, check=True)
     for route in ROUTES:
         assert "%s via 169.254.0.2 dev xenapi" % route["network"] in dom0.routes()
+
+
+@pytest.mark.parametrize("python", ["python2.7", "python3.6"])
+def test_the_udev_rule_of_an_older_pack_still_works_until_the_routes_rewrite_it(dom0, python):
+    """An older pack's udev rule runs ``xenserver_openstack replay-routes``: the plugin runs the job's own file for
+    it until the next route_ensure (or route_remove that keeps routes) rewrites the rule, once; route_remove of the
+    last route removes a rule of either form."""
+    dom0.ok("route_ensure", {"routes": ROUTES[:2]}, python)
+    rule = dom0.file("etc/udev/rules.d/90-xenserver-openstack-routes.rules")
+    rule.write_text(OLDER_RULE)
+    dom0.sh("ip", "route", "flush", "proto", "boot")
+    subprocess.run(dom0.argv(python, "replay-routes"), env=dom0.env, check=True)
+    assert all("%s via 169.254.0.2 dev xenapi" % r["network"] in dom0.routes() for r in ROUTES[:2])
+
+    assert dom0.ok("route_ensure", {"routes": ROUTES[:2], "check": True}, python)["changed"] is True
+    assert rule.read_text() == OLDER_RULE  # check mode changes nothing
+    assert dom0.ok("route_ensure", {"routes": ROUTES[:1]}, python)["changed"] is True
+    assert rule.read_text() == 'SUBSYSTEM=="net", ACTION=="add", KERNEL=="xenapi", RUN+="%s"\n' % REPLAY
+    assert dom0.ok("route_ensure", {"routes": ROUTES[:1]}, python)["changed"] is False
+    rule.write_text(OLDER_RULE)
+    assert dom0.ok("route_remove", {"networks": [ROUTES[1]["network"]]}, python)["changed"] is True
+    assert "replay-routes" in rule.read_text() and "xenserver_openstack" not in rule.read_text()
+    rule.write_text(OLDER_RULE)
+    assert dom0.ok("route_remove", {"networks": [ROUTES[0]["network"]]}, python)["changed"] is True
+    assert not rule.exists()
 
 
 def test_unknown_function_and_version(dom0):
@@ -172,6 +203,6 @@ def test_boot_replays_only_valid_saved_routes(dom0):
     os.makedirs(os.path.dirname(saved))
     with open(saved, "w") as handle:
         json.dump({"198.18.6.0/24": "169.254.0.2", "0.0.0.0/1": "169.254.0.2", "0x0a.0.0.0/8": "169.254.0.2"}, handle)
-    subprocess.run(dom0.argv("venv", "replay-routes"), env=dom0.env, check=True)
+    subprocess.run(dom0.job("venv", "replay-routes"), env=dom0.env, check=True)
     assert [r for r in dom0.routes() if "via" in r] == ["198.18.6.0/24 via 169.254.0.2 dev xenapi"]
     assert dom0.ok("route_list", None)["persisted"] == {"198.18.6.0/24": "169.254.0.2"}

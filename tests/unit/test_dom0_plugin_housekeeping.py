@@ -140,7 +140,7 @@ def test_cron_entry_is_a_file_of_its_own_scheduled_once_and_other_entries_surviv
     lines = [line for line in cron.read_text().splitlines() if line and not line.startswith("#")]
     assert lines == [
         'MAILTO=""',
-        "*/1 * * * * root /etc/xapi.d/plugins/xenserver_openstack rotate-console-logs "
+        "*/1 * * * * root /usr/libexec/xenserver-openstack/rotate-console-logs "
         "--grace-minutes 10 --keep-size 5120 --max-size 65536",
     ]
     assert stat.S_IMODE(cron.stat().st_mode) == 0o644
@@ -390,9 +390,7 @@ def test_console_log_job_keeps_logging_on_trims_and_deletes(dom0, tmp_path, pyth
     os.utime(logs / "console.2", (old, old))
     os.utime(logs / "console.4", (boot_time() - 60, boot_time() - 60))
 
-    argv = dom0.argv(
-        python, "rotate-console-logs", "--log-dir", str(logs), "--max-size", "65536", "--keep-size", "4096"
-    )
+    argv = dom0.job(python, "rotate-console-logs", "--log-dir", str(logs), "--max-size", "65536", "--keep-size", "4096")
     run = subprocess.run([*argv, "--no-syslog"], capture_output=True, text=True, env=dom0.env, check=False)
     assert run.returncode == 0, run.stderr
     report = json.loads(run.stdout)
@@ -428,10 +426,37 @@ def test_console_log_job_deletes_nothing_when_it_cannot_list_domains(dom0, tmp_p
     (logs / "console.7").write_bytes(b"x\n")
     os.utime(logs / "console.7", (0, 0))
     (dom0.bin / "xenstore-list").write_text("#!/bin/sh\necho 'xenstored is not running' >&2\nexit 1\n")
-    argv = dom0.argv("venv", "rotate-console-logs", "--log-dir", str(logs), "--no-syslog")
+    argv = dom0.job("venv", "rotate-console-logs", "--log-dir", str(logs), "--no-syslog")
     run = subprocess.run(argv, capture_output=True, text=True, env=dom0.env, check=False)
     assert run.returncode == 1 and "xenstored is not running" in run.stderr
     assert [n for n in os.listdir(logs) if not n.startswith(".")] == ["console.7"]
+
+
+@PYTHONS
+def test_the_cron_file_of_an_older_pack_still_works_until_cron_job_rewrites_it(dom0, tmp_path, python):
+    """An older pack's cron file runs ``xenserver_openstack rotate-console-logs ...``: the plugin runs the job's own
+    file for it (same arguments, same answer) until the next cron_job rewrites the file, once."""
+    logs = tmp_path / "guest"
+    logs.mkdir()
+    (dom0.store / "local" / "domain" / "1").mkdir()
+    (logs / "console.1").write_bytes(b"x" * 9000)
+    argv = dom0.argv(python, "rotate-console-logs", "--log-dir", str(logs), "--max-size", "8192", "--keep-size", "0")
+    run = subprocess.run([*argv, "--no-syslog"], capture_output=True, text=True, env=dom0.env, check=False)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["trimmed"] == ["console.1"] and (logs / "console.1").read_bytes() == b""
+
+    cron = dom0.file("etc/cron.d/xenserver-openstack-console-logs")
+    older = (
+        "# xenserver.openstack: job console-logs of the Dom0 plugin /etc/xapi.d/plugins/xenserver_openstack.\n"
+        'MAILTO=""\n* * * * * root /etc/xapi.d/plugins/xenserver_openstack rotate-console-logs '
+        "--grace-minutes 10 --keep-size 5120 --max-size 1048576\n"
+    )
+    cron.write_text(older)
+    cron.chmod(0o644)
+    result = dom0.ok("cron_job", {"job": "console-logs"}, python)
+    assert (result["changed"], result["before"]) == (True, older)
+    assert "root /usr/libexec/xenserver-openstack/rotate-console-logs --grace-minutes" in cron.read_text()
+    assert dom0.ok("cron_job", {"job": "console-logs"}, python)["changed"] is False
 
 
 # --- the iptables chain, in a network namespace ------------------------------------------------------------

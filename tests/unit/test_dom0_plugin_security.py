@@ -5,12 +5,18 @@ calls the plugin as xapi does, under Dom0's Pythons, and looks at what Dom0 has 
 iptables rules in a network namespace of the test, and the commands the plugin ran.
 """
 
+import json
+import os
 import shutil
+import stat
 import subprocess
 import xmlrpc.client
 
 import pytest
+import XenAPI
 from dom0harness import CHAIN, INTERPRETERS, Dom0, firewalled_dom0
+from xapisim.dom0 import install_collection_files
+from xapisim.pytest_plugin import scenario_path
 
 PYTHONS = pytest.mark.parametrize("python", ["python2.7", "python3.6"])
 ROUTES_FILE = "etc/sysconfig/xenserver-openstack-routes.json"
@@ -195,3 +201,56 @@ def test_finding_8_route_parameters_are_checked_like_every_other_function(netns_
     assert error[:3] == ["XENAPI_PLUGIN_FAILURE", "route_ensure", "PluginError"] and "params is not JSON" in error[3]
     assert dom0.routes() == before
     assert not dom0.file(ROUTES_FILE).exists()
+
+
+# --- the plugin's other files: only the plugin is callable, the jobs take no caller input --------------------------
+
+
+@pytest.mark.parametrize("python", ["2.7", "3.6"])
+def test_only_the_plugin_is_callable_its_library_and_jobs_are_not(xapi_sim, tmp_path, python):
+    """xapi runs any executable entry of /etc/xapi.d/plugins by name: the library there is not executable, the jobs
+    are elsewhere, and the job words reach the plugin only as an unknown function (xapi passes one methodCall)."""
+    scenario = tmp_path / "scenario.yml"
+    scenario.write_text('extends: %s\ndom0: {python: "%s"}\n' % (scenario_path("xcpng-8.3"), python))
+    sim = xapi_sim(str(scenario), bin_dirs=[str(Dom0(tmp_path).bin)])
+    install_collection_files(sim.root)
+    library = os.path.join(sim.plugin_dir, "xenserver_openstack_lib.py")
+    assert stat.S_IMODE(os.stat(library).st_mode) == 0o644
+    assert sorted(os.listdir(sim.plugin_dir)) == ["xenserver_openstack", "xenserver_openstack_lib.py"]
+    jobs = os.path.join(sim.root, "usr", "libexec", "xenserver-openstack")
+    assert {name: stat.S_IMODE(os.stat(os.path.join(jobs, name)).st_mode) for name in os.listdir(jobs)} == {
+        "replay-routes": 0o755,
+        "rotate-console-logs": 0o755,
+    }
+    session = XenAPI.Session(sim.url)
+    creds = sim.scenario["credentials"]
+    session.xenapi.login_with_password(creds["username"], creds["password"], "2.0", "security test")
+    host = session.xenapi.host.get_all()[0]
+    before = dom0_files(sim.root)
+    for plugin, function, args, expected in [
+        ("xenserver_openstack_lib.py", "version", {}, ["XENAPI_PLUGIN_FAILURE", "non-zero exit", "", ""]),
+        ("xenserver_openstack", "replay-routes", {}, ["UNKNOWN_XENAPI_PLUGIN_FUNCTION", "replay-routes"]),
+        (
+            "xenserver_openstack",
+            "rotate-console-logs",
+            {"params": "--log-dir /etc"},
+            ["UNKNOWN_XENAPI_PLUGIN_FUNCTION", "rotate-console-logs"],
+        ),
+        ("replay-routes", "version", {}, ["XENAPI_MISSING_PLUGIN", "replay-routes"]),
+    ]:
+        with pytest.raises(XenAPI.Failure) as failure:
+            session.xenapi.host.call_plugin(host, plugin, function, args)
+        assert failure.value.details == expected, failure.value.details
+    assert json.loads(session.xenapi.host.call_plugin(host, "xenserver_openstack", "version", {}))["version"]
+    # Nothing ran: no file changed, no bytecode next to the plugin.
+    assert dom0_files(sim.root) == before
+    assert sorted(os.listdir(sim.plugin_dir)) == ["xenserver_openstack", "xenserver_openstack_lib.py"]
+
+
+def dom0_files(root):
+    return {
+        os.path.join(folder, name): open(os.path.join(folder, name), "rb").read()
+        for folder, _dirs, names in os.walk(root)
+        for name in names
+        if not name.endswith(".lock")
+    }

@@ -57,7 +57,7 @@ def test_console_log_rotation_is_one_cron_file_of_its_own_and_idempotent(dom0, r
     assert 'MAILTO=""' in text.splitlines()
     jobs = [line for line in text.splitlines() if line and not line.startswith(("#", "MAILTO"))]
     assert jobs == [
-        "* * * * * root /etc/xapi.d/plugins/xenserver_openstack rotate-console-logs "
+        "* * * * * root /usr/libexec/xenserver-openstack/rotate-console-logs "
         "--grace-minutes 10 --keep-size 4096 --max-size 65536"
     ]
     assert stat.S_IMODE(os.stat(root / CRON).st_mode) == 0o644

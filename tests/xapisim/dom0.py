@@ -73,6 +73,8 @@ MOUNTS = (
     "/images",
     "/var/log/xen",  # guest consoles
     "/boot/guest",  # kernels and ramdisks
+    # and the collection's own: the jobs of its plugin, which its cron file and udev rule run
+    "/usr/libexec/xenserver-openstack",
     # Open vSwitch's run directory (ovs-vsctl's default db.sock), where the bed's Dom0 ovsdb-server listens: the
     # commands neutron's netwrap plugin runs reach their own Dom0's OVSDB
     "/var/run/openvswitch",
@@ -193,10 +195,14 @@ class Dom0:
         """How a process of this Dom0 names the Dom0 path ``path``."""
         return path if self._ns is not None else self.local(path)
 
+    def enter(self):
+        """The ``preexec_fn`` that puts a child process in this Dom0's file system (None without a namespace)."""
+        return (lambda: os.setns(self._ns, os.CLONE_NEWNS)) if self._ns is not None else None
+
     def run(self, argv, timeout=None):
         """Run ``argv`` in this Dom0 as forkexecd would; return ``(status, stdout, stderr)``, status being the exit
         code or minus the signal number."""
-        enter = (lambda: os.setns(self._ns, os.CLONE_NEWNS)) if self._ns is not None else None
+        enter = self.enter()
         try:
             proc = subprocess.Popen(
                 argv,

@@ -442,9 +442,10 @@ class Simulator:
 
         Sessions are dropped, ``<root>/var/volatile/`` is emptied, (with ``netns=True`` only) the namespace's
         static/boot routes are flushed, then every ``<root>/etc/udev/rules.d/*.rules`` line for
-        ``KERNEL=="xenapi"`` has its ``RUN+="..."`` command run (bridge re-created). The command path is
-        taken relative to ``root`` unless ``netns=True``, where an absolute path is run as is. ``netns=True``
-        is ignored (with a warning) when the process is in the machine's own network namespace.
+        ``KERNEL=="xenapi"`` has its ``RUN+="..."`` command run (bridge re-created), in Dom0's file system (its
+        mount namespace, as root). The command path is taken relative to ``root`` unless ``netns=True``, where an
+        absolute path is run as is. ``netns=True`` is ignored (with a warning) when the process is in the
+        machine's own network namespace.
         """
         in_netns = self.netns and _in_own_netns()
         if self.netns and not in_netns:
@@ -476,7 +477,14 @@ class Simulator:
                     argv[0] = os.path.join(self.root, argv[0].lstrip("/"))
                 env = dict(os.environ, XAPISIM_ROOT=self.root, ACTION="add", INTERFACE="xenapi")
                 try:
-                    code = subprocess.run(argv, env=env, capture_output=True, timeout=60, check=False).returncode
+                    code = subprocess.run(
+                        argv,
+                        env=env,
+                        capture_output=True,
+                        timeout=60,
+                        check=False,
+                        preexec_fn=self.dom0.enter(),
+                    ).returncode
                 except (OSError, subprocess.TimeoutExpired):
                     code = 127
                 hooks.append([argv, code])
