@@ -121,12 +121,7 @@ class Dom0:
 
     def listing(self):
         """Every file under the root with its content (to show that nothing changed)."""
-        return {
-            os.path.join(folder, name): open(os.path.join(folder, name), "rb").read()
-            for folder, _dirs, names in os.walk(self.root)
-            for name in names
-            if not name.endswith(".lock")
-        }
+        return listing(self.root)
 
     def logged(self, what):
         path = self.log.with_name(self.log.name + "." + what)
@@ -142,9 +137,20 @@ class Dom0:
         return sorted(line.split(" proto ")[0].strip() for line in self.sh("ip", "-4", "route", "show").splitlines())
 
 
-def load_plugin():
-    """The plugin as a module of this Python (for its pure functions)."""
-    loader = importlib.machinery.SourceFileLoader("xenserver_openstack_plugin", PLUGIN)
+def listing(root):
+    """Every file under ``root`` with its content, lock files aside (to show that nothing changed)."""
+    return {
+        os.path.join(folder, name): open(os.path.join(folder, name), "rb").read()
+        for folder, _dirs, names in os.walk(root)
+        for name in names
+        if not name.endswith(".lock")
+    }
+
+
+def load_plugin(path=PLUGIN, name="xenserver_openstack_plugin"):
+    """The plugin (or its library: ``load_plugin(LIBRARY, "xenserver_openstack_library")``) as a module of this
+    Python (for its pure functions)."""
+    loader = importlib.machinery.SourceFileLoader(name, path)
     spec = importlib.util.spec_from_loader(loader.name, loader)
     module = importlib.util.module_from_spec(spec)
     loader.exec_module(module)

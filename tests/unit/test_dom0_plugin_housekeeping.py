@@ -12,7 +12,7 @@ import subprocess
 import time
 
 import pytest
-from dom0harness import CHAIN, INTERPRETERS, STOCK_RULES, Dom0, firewalled_dom0, load_plugin
+from dom0harness import CHAIN, INTERPRETERS, LIBRARY, STOCK_RULES, Dom0, firewalled_dom0, load_plugin
 
 RULES = [{"protocol": "tcp", "port": 6640}, {"protocol": "udp", "port": 4789}]
 # Dom0's Pythons; the venv's runs the plugin in test_xen_dom0_config.py (through the simulator) and on the bed.
@@ -351,14 +351,14 @@ def test_conntrackd_restart_failure_is_retried_next_time(dom0):
 
 
 def test_files_are_fsynced_with_their_directory(tmp_path, monkeypatch):
-    plugin = load_plugin()
-    monkeypatch.setattr(plugin, "ROOT", str(tmp_path))
+    library = load_plugin(LIBRARY, "xenserver_openstack_library")
+    monkeypatch.setattr(library, "ROOT", str(tmp_path))
     synced = []
     real_fsync = os.fsync
     monkeypatch.setattr(
-        plugin.os, "fsync", lambda fd: synced.append(os.readlink("/proc/self/fd/%d" % fd)) or real_fsync(fd)
+        library.os, "fsync", lambda fd: synced.append(os.readlink("/proc/self/fd/%d" % fd)) or real_fsync(fd)
     )
-    plugin.write_text("etc/cron.d/job", "* * * * * root true\n", 0o644)
+    library.write_text("etc/cron.d/job", "* * * * * root true\n", 0o644)
     target = tmp_path / "etc" / "cron.d" / "job"
     assert target.read_text() == "* * * * * root true\n" and stat.S_IMODE(target.stat().st_mode) == 0o644
     # The temporary file (renamed over the target afterwards), then the directory that holds the new name.

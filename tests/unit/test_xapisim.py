@@ -448,7 +448,7 @@ def test_reboot_wipes_volatile_and_runs_udev_hooks(xapi_sim):
             'SUBSYSTEM=="net", KERNEL=="eth0", RUN+="/usr/libexec/hook.sh other"\n'
         )
     hook = os.path.join(sim.root, "usr", "libexec", "hook.sh")
-    os.makedirs(os.path.dirname(hook))
+    os.makedirs(os.path.dirname(hook), exist_ok=True)  # usr/libexec/xenserver-openstack is a mount
     with open(hook, "w") as f:
         f.write('#!/bin/sh\necho "$1 $INTERFACE" >> "$XAPISIM_ROOT/hook.log"\n')
     os.chmod(hook, 0o755)
