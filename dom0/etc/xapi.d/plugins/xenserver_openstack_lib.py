@@ -229,7 +229,7 @@ def mask_of(prefix):
 
 def parse_network(text, where="network"):
     """Return (address int, prefix length) of an IPv4 network in canonical CIDR form, refusing host bits."""
-    address, _, prefix = text.partition("/") if isinstance(text, STRINGS) else ("", "", "")
+    address, _slash, prefix = text.partition("/") if isinstance(text, STRINGS) else ("", "", "")
     value = parse_ipv4(address)
     if value is None or not PREFIX.match(prefix):
         raise PluginError("%s %s is not %s" % (where, shown(text), NETWORK_WHAT))
