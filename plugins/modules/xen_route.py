@@ -95,6 +95,14 @@ gateway:
   returned: when O(state=present)
   type: str
   sample: 169.254.0.2
+boot:
+  description:
+    - What changes in how Dom0 restores the routes at boot (the saved routes, or an older pack's udev rule that is
+      rewritten), when that changes; with identical routes before and after, the diff says it too.
+  returned: when it changes
+  type: str
+  sample: "the udev rule that replays the routes at boot is an older pack's: it is rewritten"
+  version_added: 0.2.0
 host:
   description: UUID of the host whose Dom0 has the routes.
   returned: success
@@ -200,11 +208,13 @@ class XenRouteModule(XenAPIModule):
             answer = self.call_dom0_plugin(
                 host_ref, "route_remove", dict(networks=self.networks, check=self.check_mode)
             )
-        result.update(
-            changed=answer["changed"],
-            routes=answer["after"],
-            diff=dict(before=route_lines(answer["before"]), after=route_lines(answer["after"])),
-        )
+        before, after = route_lines(answer["before"]), route_lines(answer["after"])
+        boot = answer.get("boot", "") if answer["changed"] else ""  # an older pack's plugin does not say
+        if boot and before == after:
+            after += "# at boot: %s\n" % boot  # no route changes: the diff says what does
+        result.update(changed=answer["changed"], routes=answer["after"], diff=dict(before=before, after=after))
+        if boot:
+            result["boot"] = boot
         return result
 
     def _predicted(self, result, gateway, pending, not_checked=()):
@@ -225,11 +235,11 @@ class XenRouteModule(XenAPIModule):
     def run_pending(self, pending):
         """Check mode before XAPI is reachable (a fresh VM): the routes would be new, through the HIMN address that
         the VM is about to lease, unless the gateway is given."""
-        result = dict(host="", gateway=self.params["gateway"] or "")
+        result = dict(host="")
         if self.params["state"] == "absent":
             result.update(changed=False, routes={})
             return self.predicted(result, ["the Dom0 routes to remove"], pending)
-        gateway = self.params["gateway"] or "<HIMN address of this VM>"
+        gateway = result["gateway"] = self.params["gateway"] or "<HIMN address of this VM>"
         vif = "the VM, its host and its HIMN VIF" + ("" if self.params["gateway"] else ", whose address is the gateway")
         return self._predicted(result, gateway, pending, [vif])
 

@@ -144,7 +144,8 @@ def test_the_udev_rule_of_an_older_pack_still_works_until_the_routes_rewrite_it(
     subprocess.run(dom0.argv(python, "replay-routes"), env=dom0.env, check=True)
     assert all("%s via 169.254.0.2 dev xenapi" % r["network"] in dom0.routes() for r in ROUTES[:2])
 
-    assert dom0.ok("route_ensure", {"routes": ROUTES[:2], "check": True}, python)["changed"] is True
+    answer = dom0.ok("route_ensure", {"routes": ROUTES[:2], "check": True}, python)
+    assert answer["changed"] is True and "older pack's" in answer["boot"], answer  # it says why
     assert rule.read_text() == OLDER_RULE  # check mode changes nothing
     assert dom0.ok("route_ensure", {"routes": ROUTES[:1]}, python)["changed"] is True
     assert rule.read_text() == 'SUBSYSTEM=="net", ACTION=="add", KERNEL=="xenapi", RUN+="%s"\n' % REPLAY

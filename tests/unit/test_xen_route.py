@@ -62,6 +62,7 @@ def test_xapi_pending_predicts_every_route_without_any_xapi_call(xapi_sim, run_m
         "%s via <HIMN address of this VM> dev xenapi\n" % network for network in ("198.18.1.0/24", "198.18.2.0/24")
     )
     assert any("whose address is the gateway" in what for what in result["not_checked"]), result
+    assert result["gateway"] == "<HIMN address of this VM>"  # the routes' gateway, one value
     assert sim.counts() == {}  # not even a login: XAPI is unreachable from a fresh VM
 
 
@@ -70,3 +71,19 @@ def test_xapi_pending_outside_check_mode_changes_nothing_of_the_module(xapi_sim,
     result = run_module(xen_route, args_for(sim, xapi_pending=True))
     assert result["failed"] and result["xapi_error"] == ["XENAPI_MISSING_PLUGIN", "xenserver_openstack"], result
     assert sim.counts()["session.login_with_password"] == 1
+
+
+def test_a_rewrite_of_the_boot_replay_alone_says_why_in_the_result_and_the_diff(xapi_sim, run_module, monkeypatch):
+    """The routes are in place, but Dom0's udev rule is an older pack's: the plugin rewrites it (its own answer,
+    tested in test_dom0_plugin.py) and the module's changed comes with the reason, in the result and the diff."""
+    route = {"198.18.1.0/24": {"gateway": "169.254.0.2", "device": "xenapi"}}
+    boot = "the udev rule that replays the routes at boot is an older pack's: it is rewritten"
+    answer = dict(changed=True, before=route, after=route, persisted={"198.18.1.0/24": "169.254.0.2"}, boot=boot)
+    monkeypatch.setattr(xen_route.XenRouteModule, "call_dom0_plugin", lambda self, host, function, params: answer)
+    result = run_module(xen_route, args_for(xapi_sim("xcpng-8.3"), gateway="169.254.0.2"), True)
+    assert result["changed"] and result["boot"] == boot, result
+    assert result["diff"]["before"] == "198.18.1.0/24 via 169.254.0.2 dev xenapi\n"
+    assert result["diff"]["after"] == result["diff"]["before"] + "# at boot: %s\n" % boot
+    answer.update(changed=False, boot="")
+    result = run_module(xen_route, args_for(xapi_sim("xcpng-8.3"), gateway="169.254.0.2"), True)
+    assert not result["changed"] and "boot" not in result and result["diff"]["after"] == result["diff"]["before"]
