@@ -72,6 +72,15 @@ options:
     type: int
     default: 5
     version_added: 0.2.0
+  wait_for_address:
+    description:
+      - Seconds to wait, once the HIMN interface is found, for it to have its address from xapi's DHCP server (as
+        after the interface was just brought up). The module checks twice a second and fails with the fix when
+        the time runs out. V(0) does not wait: RV(address) is then empty when the interface has no address yet.
+      - One module run that waits, rather than a task retried every second.
+    type: int
+    default: 0
+    version_added: 0.2.0
 notes:
   - Unlike the C(xen_*) modules, O(password) is optional here, and an unreachable XAPI is not an error.
 author:
@@ -183,6 +192,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 
 from ansible_collections.xenserver.openstack.plugins.module_utils._compat import OS_ERRORS
 from ansible_collections.xenserver.openstack.plugins.module_utils._ipv4 import IPv4Address, IPv4Interface
@@ -284,6 +294,7 @@ class HimnInfoModule(XenAPIModule):
         use_xenapi=dict(type="bool", default=True),
         dhcp_probe=dict(type="bool", default=False),
         dhcp_probe_timeout=dict(type="int", default=5),
+        wait_for_address=dict(type="int", default=0),
     )
     module_kwargs = dict(supports_check_mode=True)
     xenapi_optional = True
@@ -305,12 +316,36 @@ class HimnInfoModule(XenAPIModule):
             raise ModuleError("dom0_address '%s' is not an IPv4 address." % self.params["dom0_address"])
         if self.params["dhcp_probe_timeout"] < 1:
             raise ModuleError("dhcp_probe_timeout must be 1 or more seconds.")
+        if self.params["wait_for_address"] < 0:
+            raise ModuleError("wait_for_address must be 0 (no wait) or more seconds.")
 
-    def run(self):
+    def _read_addresses(self):
         rc, out, err = self.ansible.run_command(["ip", "-4", "-o", "addr", "show"], environ_update={"LANG": "C"})
         if rc != 0:
             raise ModuleError("Cannot list this machine's addresses with 'ip -4 -o addr show': %s" % err.strip())
         self.addresses = parse_addresses(out)
+
+    def _himn_address(self, interface):
+        return next((a for name, a in self.addresses if name == interface and self.dom0 in a.network), None)
+
+    def _wait_for_address(self, interface, found_by):
+        """Re-read the addresses twice a second until INTERFACE has one on the HIMN, for wait_for_address s."""
+        wait = self.params["wait_for_address"]
+        deadline = time.time() + wait
+        while self._himn_address(interface) is None:
+            if time.time() >= deadline:
+                raise ModuleError(
+                    "The HIMN interface %s (found by %s) has no address in %s's network after %d s: xapi's DHCP "
+                    "server did not answer it. Check in Dom0 that the VM's HIMN VIF is attached (xe vif-list "
+                    "network-uuid=$(xe network-list bridge=xenapi --minimal) params=vm-name-label,currently-attached), "
+                    "and on the VM that %s is up and configured for DHCP; or wait longer (wait_for_address)."
+                    % (interface, found_by, self.dom0, wait, interface)
+                )
+            time.sleep(0.5)
+            self._read_addresses()
+
+    def run(self):
+        self._read_addresses()
         self.macs = local_macs()
         for found_by, finder in (("xenapi", self._by_xenapi), ("xenstore", self._by_xenstore)):
             mac = finder()
@@ -463,7 +498,9 @@ class HimnInfoModule(XenAPIModule):
         return self.macs[mac]
 
     def _result(self, found_by, mac, interface):
-        address = next((a for name, a in self.addresses if name == interface and self.dom0 in a.network), None)
+        if self.params["wait_for_address"]:
+            self._wait_for_address(interface, found_by)
+        address = self._himn_address(interface)
         result = dict(
             changed=False,
             interface=interface,

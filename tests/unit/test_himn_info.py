@@ -205,3 +205,33 @@ def test_without_xenapi_it_still_finds_the_interface_and_says_xenapi_is_missing(
     machine["addresses"] = []
     result = run_module(himn_info, dict(use_xenapi=False, xenstore_read=str(tmp_path / "absent")))
     assert result["failed"] and "No interface of this VM is on the HIMN" in result["msg"]
+
+
+def test_wait_for_address_waits_in_one_run_until_the_lease_then_fails_with_the_fix(
+    run_module, machine, tmp_path, monkeypatch
+):
+    """The bootstrap's wait for xapi's DHCP lease: one module run re-reading the addresses, not a retried task."""
+    fake = tmp_path / "xenstore-read"
+    fake.write_text("#!/bin/sh\necho 02:58:53:02:00:01\n")
+    fake.chmod(0o755)
+    machine["macs"] = {"02:58:53:02:00:01": "eth2"}
+    reads = []
+
+    def addresses(_out):  # the lease arrives at the third read of the addresses
+        reads.append(1)
+        return [("eth2", himn_info.IPv4Interface("169.254.0.2/16"))] if len(reads) >= 3 else []
+
+    monkeypatch.setattr(himn_info, "parse_addresses", addresses)
+    args = dict(use_xenapi=False, xenstore_read=str(fake))
+    result = run_module(himn_info, dict(args, wait_for_address=10))
+    assert (result["interface"], result["address"], result["prefix"], len(reads)) == ("eth2", "169.254.0.2", 16, 3)
+
+    del reads[:]
+    monkeypatch.setattr(himn_info, "parse_addresses", lambda _out: reads.append(1) or [])
+    result = run_module(himn_info, dict(args, wait_for_address=1))
+    assert result["failed"] and "The HIMN interface eth2 (found by xenstore) has no address" in result["msg"], result
+    assert "after 1 s" in result["msg"] and "xe vif-list" in result["msg"] and 2 <= len(reads) <= 4
+    assert run_module(himn_info, dict(args, wait_for_address=-1))["msg"] == (
+        "wait_for_address must be 0 (no wait) or more seconds."
+    )
+    assert run_module(himn_info, args)["address"] == ""  # no wait by default
