@@ -7,7 +7,7 @@ Two XenServer-format images are made with qemu-img in a temporary directory outs
 small one (16 MiB) and a large one (1 GiB by default) - each a fixed-size VHD of a sparse raw disk, in a
 gzip tar stored without compression so that the file to upload has the full size. Each upload runs in a
 process of its own; its peak RSS comes from wait4(). The module's time includes its checking pass (gunzip
-of every member, md5 / sha256 / sha512 of the file); create_image only uploads. Not a timed test: it
+of every member, md5 and sha256 of the file); create_image only uploads. Not a timed test: it
 prints figures and ratios.
 """
 

@@ -33,9 +33,10 @@ QCOW2_MAGIC = b"QFI\xfb"
 GZIP_MAGIC = b"\x1f\x8b"
 # gzip's error for a damaged stream: gzip.BadGzipFile (an OSError) from Python 3.8 on, a plain IOError before.
 BAD_GZIP = getattr(gzip, "BadGzipFile", IOError)
-# The digests computed while checking: md5 is Glance's C(checksum), sha512 its default C(os_hash_algo),
-# sha256 what openstacksdk records in the image's C(owner_specified.openstack.sha256) property.
-DIGESTS = ("md5", "sha256", "sha512")
+# The digests computed while checking: md5 is Glance's C(checksum), sha256 what openstacksdk records in the image's
+# C(owner_specified.openstack.sha256) property. Glance's own C(os_hash_algo) (sha512 by default) is computed only to
+# compare the file with images that have it (vhd_image), in the same pass: an upload needs none of it.
+DIGESTS = ("md5", "sha256")
 CONVERT_HINT = (
     "Convert it with the xenserver.openstack.vhd_tgz module (qemu-img convert -O vpc, then a gzip tar whose "
     "first member is 0.vhd), for example: ansible localhost -m xenserver.openstack.vhd_tgz -a 'src=%s dest=%s'"
@@ -177,15 +178,6 @@ def inspect_vhd_tgz(path, algorithms=DIGESTS):
             raise VHDImageError("%s is an empty tar: it must hold 0.vhd. Rebuild it (tar -czf IMAGE.tgz 0.vhd)." % path)
         reader.drain()
     return dict(members=members, size=reader.size, digests=reader.hexdigests())
-
-
-def file_digest(path, algorithm):
-    """Return the hex digest of a whole file, read in chunks."""
-    digest = hashlib.new(algorithm)
-    with open(path, "rb") as source:
-        for chunk in iter(lambda: source.read(CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def detect_format(path):

@@ -234,9 +234,9 @@ from ansible_collections.xenserver.openstack.plugins.module_utils._compat import
     urlsplit,
 )
 from ansible_collections.xenserver.openstack.plugins.module_utils._vhd import (
+    DIGESTS,
     VHDImageError,
     check_head,
-    file_digest,
     inspect_vhd_tgz,
 )
 
@@ -670,10 +670,9 @@ class VHDImageModule(BaseModule):
         leftovers = glance.images(UPLOAD_NAME % name)
         digests = None
         if present and self._digests_first(images):
-            digests = inspect_vhd_tgz(self.params["filename"])["digests"]
-            for algorithm in set(image["os_hash_algo"] for image in images if image.get("os_hash_algo")):
-                if algorithm not in digests:
-                    digests[algorithm] = file_digest(self.params["filename"], algorithm)
+            # One pass: the upload's digests and each algorithm by which Glance hashed an image of the name.
+            algorithms = set(DIGESTS) | set(image["os_hash_algo"] for image in images if image.get("os_hash_algo"))
+            digests = inspect_vhd_tgz(self.params["filename"], sorted(algorithms))["digests"]
         if present and digests is None:
             todo = dict(keep=None, patch=[], delete=list(images))
         else:

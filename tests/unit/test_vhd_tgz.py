@@ -27,8 +27,8 @@ def test_inspect_accepts_a_helper_made_image_and_digests_the_whole_file(tmp_path
     assert found["digests"] == {
         "md5": hashlib.md5(data).hexdigest(),
         "sha256": hashlib.sha256(data).hexdigest(),
-        "sha512": hashlib.sha512(data).hexdigest(),
     }
+    assert inspect_vhd_tgz(str(image), ["sha512"])["digests"] == {"sha512": hashlib.sha512(data).hexdigest()}
 
 
 def test_inspect_accepts_a_vhd_chain(tmp_path):
