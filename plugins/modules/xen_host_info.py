@@ -76,6 +76,11 @@ host:
       description: Whether the host is the pool master.
       type: bool
       sample: true
+    pool_uuid:
+      description: UUID of the host's pool (hosts of one pool share its updates and default SR).
+      type: str
+      sample: 0b9d1e52-3f6a-4c1e-9d7b-2f1a6c0e8d44
+      version_added: 0.2.0
     product_brand:
       description: Product name.
       type: str
@@ -195,7 +200,7 @@ class XenHostInfoModule(XenAPIModule):
         legacy = not has_pool_update(master)
         return dict(
             changed=False,
-            host=self._host(host, host_ref == pool["master"], master),
+            host=self._host(host, pool, host_ref == pool["master"], master),
             updates=[] if legacy else _applied(self.xapi.pool_update.get_all_records().values(), host_ref, "hosts"),
             legacy_packs=legacy_packs(host["software_version"]),
             hotfixes=self._hotfixes(host_ref) if legacy else [],
@@ -205,7 +210,7 @@ class XenHostInfoModule(XenAPIModule):
         )
 
     @staticmethod
-    def _host(host, is_master, master):
+    def _host(host, pool, is_master, master):
         software = host["software_version"]
         return dict(
             uuid=host["uuid"],
@@ -213,6 +218,7 @@ class XenHostInfoModule(XenAPIModule):
             hostname=host["hostname"],
             address=host["address"],
             is_master=is_master,
+            pool_uuid=pool["uuid"],
             product_brand=software.get("product_brand", ""),
             product_version=software.get("product_version", ""),
             platform_version=software.get("platform_version", ""),

@@ -95,8 +95,9 @@ notes:
   - XAPI accepts an update ISO only when it is signed by a key that Dom0 trusts. Trusting a key takes a root shell
     in Dom0, once per host; no XenAPI call does it. See the collection's docs/suppack.md, or the role's
     C(dom0_suppack_trust_key).
-  - In a pool, run the module for one host at a time (the role uses C(throttle) 1), as the temporary VDI is shared
-    by the hosts of the pool while they apply.
+  - In a pool, run the module for one host at a time (the role uses C(throttle) 1 for the hosts that share a pool,
+    by xenserver.openstack.xen_host_info's C(host.pool_uuid)), as the temporary VDI is shared by the hosts of the
+    pool while they apply. Hosts of different pools may apply at the same time.
   - The plugins need no reboot or toolstack restart; the module returns what the update's C(after_apply_guidance)
     asks for.
 seealso:

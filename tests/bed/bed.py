@@ -250,6 +250,9 @@ def host_scenario(base: dict, pair: Pair) -> dict:
     scenario.pop("extends", None)  # already merged in
     scenario["description"] = "%s (bed host %d)" % (base.get("description", "").strip(), pair.index)
     scenario["hosts"][scenario.get("local_host") or scenario["pool"]["master"]]["name_label"] = pair.dom0
+    # Each host of the bed is a pool of its own, as ten hosts of a real fleet may be (the role takes turns only
+    # between the hosts of one pool): its own pool UUID. A test may load a scenario that says otherwise.
+    scenario["pool"]["uuid"] = str(uuid.uuid5(uuid.NAMESPACE_URL, "xenserver.openstack/bed/pool/" + pair.dom0))
     vm = scenario["vms"]["compute"]
     vm.update(uuid=pair.vm_uuid, name_label=pair.compute)
     himn = himn_vif(scenario)

@@ -108,6 +108,10 @@ class Simulator:
     def counts(self):
         return self.control("counts", "GET")
 
+    def times(self):
+        """{call: [first, last]} wall-clock times of the simulator's calls (the machine's clock, shared by the bed)."""
+        return self.control("times", "GET")
+
     def scenario(self):
         """The scenario the bed wrote for this host (complete: no extends)."""
         with open(self.scenario_file) as handle:

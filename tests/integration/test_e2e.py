@@ -44,6 +44,10 @@ UNREACHABLE = 3
 # entry of misc_patches_supported_platforms that installs the pack through XenAPI; XenServer 7.0 (legacy pack over
 # SSH to Dom0) is not on the bed (docs/supported-platforms.md).
 PLATFORMS = {2: "xcpng-8.2.1", 4: "citrix-8.2", 5: "xenserver-7.1"}
+# Pairs whose hosts say they are of one pool (each simulator has its own pool otherwise): the role applies the pack on
+# the hosts of a pool one at a time, the others side by side.
+SHARED_POOL = (1, 3)
+SHARED_POOL_UUID = "5ba7ed00-0000-4000-8000-000000000001"
 PORT = 5679
 
 
@@ -60,6 +64,11 @@ def bed(tmp_path_factory):
         for i, platform in PLATFORMS.items():
             sim = Simulator(bed, i)
             sim.load(with_software(sim.scenario(), platform))
+        for i in SHARED_POOL:
+            sim = Simulator(bed, i)
+            scenario = sim.scenario()
+            scenario["pool"]["uuid"] = SHARED_POOL_UUID
+            sim.load(scenario)
         glance = NsGlance(work / "glance")
         glance.start()
         controller = controller_vars(glance, work)
@@ -76,6 +85,24 @@ def bed(tmp_path_factory):
 @pytest.fixture(scope="module")
 def first_run(bed):
     return bed.playbook(SITE, "-i", bed.extra, "--forks", str(PAIRS))
+
+
+def apply_span(sim):
+    """When the host's pack went up and was applied: the first upload to the last pool_update.apply, in its XAPI."""
+    times = sim.times()
+    return times["PUT /import_raw_vdi"][0], times["Async.pool_update.apply"][1]
+
+
+def test_the_hosts_of_a_pool_apply_in_turn_and_the_other_hosts_beside_them(bed, first_run):
+    """dom0_suppack's throttle: 1 for the hosts that share a pool (they share its pool_update and temporary VDI), none
+    for a host alone in its pool among the play's hosts, so that ten pools do not wait for each other."""
+    assert first_run[0] == 0, first_run[2][-3000:]
+    spans = {i: apply_span(Simulator(bed, i)) for i in range(1, PAIRS + 1)}
+    first, second = sorted((spans[i] for i in SHARED_POOL), key=lambda span: span[0])
+    assert first[1] <= second[0], "the hosts of one pool applied at the same time: %s" % spans
+    alone = [spans[i] for i in range(1, PAIRS + 1) if i not in SHARED_POOL]
+    overlapping = [(a, b) for a in alone for b in alone if a < b and a[0] < b[1] and b[0] < a[1]]
+    assert overlapping, "the hosts alone in their pools applied one after the other: %s" % spans
 
 
 def test_n_pairs_end_to_end(bed, first_run):

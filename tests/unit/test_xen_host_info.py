@@ -4,6 +4,7 @@ Expected values come from the scenario files, never from constants here.
 """
 
 import pytest
+import XenAPI
 from ansible_collections.xenserver.openstack.plugins.modules import xen_host_info
 from xapisim.pytest_plugin import scenario_names
 
@@ -67,6 +68,17 @@ def expected_facts(scenario):
     )
 
 
+def pool_uuid(sim):
+    """The pool's UUID, asked of XAPI with the real client (the simulator makes a random one per pool)."""
+    args = sim.module_args()
+    session = XenAPI.Session(args["url"])
+    session.xenapi.login_with_password(args["username"], args["password"], "1.0", "test")
+    try:
+        return next(record["uuid"] for record in session.xenapi.pool.get_all_records().values())
+    finally:
+        session.xenapi.session.logout()
+
+
 @pytest.mark.parametrize("name", FACT_SCENARIOS)
 def test_facts_match_the_scenario(name, xapi_sim, run_module):
     sim = xapi_sim(name)
@@ -77,6 +89,7 @@ def test_facts_match_the_scenario(name, xapi_sim, run_module):
     assert not result.get("failed"), result
     for key, value in want["host"].items():
         assert result["host"][key] == value, key
+    assert result["host"]["pool_uuid"] == pool_uuid(sim)  # the role serializes the applies of one pool by it
     assert sorted((u["name_label"], u["version"], u["applied"]) for u in result["updates"]) == want["updates"]
     assert sorted((h["name_label"], h["version"], h["applied"]) for h in result["hotfixes"]) == want["hotfixes"]
     assert sorted(p["key"] for p in result["legacy_packs"]) == want["legacy_packs"]

@@ -9,6 +9,7 @@ import itertools
 import os
 import random
 import threading
+import time
 import uuid
 import xmlrpc.client
 from xml.sax.saxutils import escape
@@ -67,6 +68,7 @@ class XAPI:
         self.plugin_dir, self.himn_addresses = dom0_.local(dom0.PLUGIN_DIR), tuple(himn_addresses)
         self.behaviour = scenario.get("behaviour", {})
         self.db, self.lock, self.counts = DB(), threading.RLock(), collections.Counter()
+        self.times = {}  # call name -> [first, last] wall-clock time: the order of calls across simulated hosts
         self.expire_after, self.expire_at, self.always_expire = None, None, False
         self.via_himn = self.preauth = False
         self.payloads = {}  # pool_update ref -> ({plugin file name: bytes}, {path: {mode, data}}), for apply
@@ -211,8 +213,10 @@ class XAPI:
         return (lambda api, session, *args: fn(*args)), len(kinds) + 1, len(kinds) + 1, False, (str, *kinds)
 
     def count(self, name):
+        now = time.time()
         with self.lock:
             self.counts[name] += 1
+            self.times.setdefault(name, [now, now])[1] = now
 
     def check_session(self, ref):
         if not isinstance(ref, str) or ref not in self.db.tables["session"]:

@@ -150,8 +150,8 @@ class _Handler(BaseHTTPRequestHandler):
         sim = self.server.sim
         if path == "/_sim/health":
             return self._reply(200, "ok")
-        if path in ("/_sim/counts", "/_sim/state"):
-            data = sim.counts() if path == "/_sim/counts" else sim.state()
+        if path in ("/_sim/counts", "/_sim/times", "/_sim/state"):
+            data = {"/_sim/counts": sim.counts, "/_sim/times": sim.times, "/_sim/state": sim.state}[path]()
             return self._reply(200, json.dumps(data, sort_keys=True), "application/json")
         self._reply(404, "not found\n")
 
@@ -378,9 +378,15 @@ class Simulator:
         with self.api.lock:
             return dict(self.api.counts)
 
+    def times(self):
+        """The first and the last wall-clock time of each call made since the counts were reset."""
+        with self.api.lock:
+            return dict(self.api.times)
+
     def reset_counts(self):
         with self.api.lock:
             self.api.counts.clear()
+            self.api.times.clear()
 
     def expire_sessions(self):
         """Every current session becomes invalid (SESSION_INVALID on its next use)."""
@@ -416,6 +422,7 @@ class Simulator:
         api = XAPI(scenario, self.dom0, old.himn_addresses)
         with old.lock:
             api.counts.update(old.counts)
+            api.times.update(old.times)
             self.scenario, self.api, self.db = scenario, api, api.db
 
     def cut_next_upload(self, after_bytes):
