@@ -197,14 +197,12 @@ path:
   sample: /etc/nova/nova-compute.conf
 """
 
-import io
 import os
 import re
-import tempfile
 
-from ansible.module_utils.common.text.converters import to_text
 from ansible_collections.xenserver.openstack.plugins.module_utils._base import BaseModule, ModuleError
-from ansible_collections.xenserver.openstack.plugins.module_utils._compat import OS_ERRORS, STRING_TYPES
+from ansible_collections.xenserver.openstack.plugins.module_utils._compat import STRING_TYPES
+from ansible_collections.xenserver.openstack.plugins.module_utils._textfile import read_text, write_text
 
 MASK = "********"
 # How a secret that this task changes reads after the change, so that the diff shows that it changed.
@@ -454,7 +452,7 @@ class IniSettingsModule(BaseModule):
     def run(self):
         path = os.path.realpath(self.params["path"])
         exists = self._check_path(path)
-        ini = IniText(self._read(path) if exists else "")
+        ini = IniText(read_text(path, "text INI") if exists else "")
         before = IniText(ini.text())
         secret_keys = set((item["section"], item["option"]) for item in self.params["secrets"])
         current = {}
@@ -477,7 +475,7 @@ class IniSettingsModule(BaseModule):
         file_args = self.ansible.load_file_common_arguments(self.params, path=path)
         attributes = {}
         if content_changed and not self.check_mode:
-            self._write(path, exists, ini.text(), file_args, attributes)
+            write_text(self.ansible, path, exists, ini.text(), file_args, attributes)
             changed = True
         else:
             changed = self.ansible.set_fs_attributes_if_different(file_args, content_changed, diff=attributes)
@@ -508,37 +506,6 @@ class IniSettingsModule(BaseModule):
                 "the directory." % self.params["path"]
             )
         return False
-
-    def _read(self, path):
-        try:
-            with io.open(path, encoding="utf-8", newline="") as handle:
-                return handle.read()
-        except UnicodeDecodeError as error:
-            raise ModuleError("%s is not UTF-8 text (%s): only text INI files can be edited." % (path, error))
-        except OS_ERRORS as error:
-            raise ModuleError("Cannot read %s: %s." % (path, error.strerror or error))
-
-    def _write(self, path, exists, text, file_args, attributes):
-        """Write the file atomically, its owner, group and mode in place before the new content is."""
-        if exists:
-            self.ansible.set_fs_attributes_if_different(file_args, False, diff=attributes)
-        directory = os.path.dirname(path)
-        try:
-            handle, temporary = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", dir=directory)
-        except OS_ERRORS as error:
-            raise ModuleError("Cannot write in %s: %s." % (directory, error.strerror or error))
-        self.ansible.add_cleanup_file(temporary)
-        with io.open(handle, "w", encoding="utf-8", newline="") as stream:
-            # A new file's text is built of native strings only: bytes on Python 2, which a text stream refuses.
-            stream.write(to_text(text))
-        if exists:
-            self.ansible.atomic_move(temporary, path, unsafe_writes=self.params["unsafe_writes"])
-            return
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
-        self.ansible.set_fs_attributes_if_different(dict(file_args, path=temporary), False)
-        os.rename(temporary, path)
 
 
 def main():

@@ -209,3 +209,21 @@ def test_ini_settings_writes_a_new_file_on_old_pythons(version, tmp_path):
     )
     assert [results[name]["changed"] for name in ("new", "again")] == [True, False], output
     assert path.read_text() == "[xenserver]\ncache_images = all\n"
+
+
+@pytest.mark.parametrize("version", OLD_TARGETS)
+def test_himn_file_on_old_pythons(version, tmp_path):
+    """A file of the roles (the HIMN's ifupdown stanza) in a directory made for it, then nothing to do, then gone."""
+    path = tmp_path / "interfaces.d" / "xenserver-himn"
+    stanza = "# xenserver.openstack: the HIMN\nauto eth2\niface eth2 inet dhcp\n"
+    args = dict(path=str(path), content=stanza, mode="0644", directory_mode="0755")
+    tasks = [
+        task("check", "himn_file", args, check_mode=True),
+        dict(task("write", "himn_file", args), diff=True),
+        task("again", "himn_file", args),
+        task("remove", "himn_file", dict(path=str(path), state="absent")),
+    ]
+    results, output = run_playbook(version, tasks, tmp_path)
+    assert [results[n]["changed"] for n in ("check", "write", "again", "remove")] == [True, True, False, True], output
+    assert results["write"]["diff"][0]["after"] == stanza
+    assert not path.exists() and oct(os.stat(str(path.parent)).st_mode & 0o777) == "0o755"
