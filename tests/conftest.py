@@ -29,6 +29,11 @@ _link_collection()
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "root: needs root and network namespaces (the test bed)")
+    # With pytest-xdist (scripts/test.sh runs the integration tests on two workers), each worker's beds get
+    # namespace names of their own: XS_BED_PREFIX is read when bedlib is imported, which collection does after this.
+    worker = getattr(config, "workerinput", {}).get("workerid")
+    if worker:
+        os.environ["XS_BED_PREFIX"] = "%s%s-" % (os.environ.get("XS_BED_PREFIX", "xs-"), worker)
 
 
 def pytest_runtest_setup(item):
