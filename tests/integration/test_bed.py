@@ -182,15 +182,15 @@ class TestTwoPairs:
     @pytest.mark.parametrize(
         ("source", "target"),
         [
-            (ns("compute-1"), "198.18.1.2"),
-            (ns("compute-1"), "198.18.2.2"),
-            (ns("ctl"), "198.18.1.11"),
-            (ns("ctl"), "198.18.2.11"),
-            (ns("ctl"), "198.18.1.12"),
+            ("compute-1", "198.18.1.2"),
+            ("compute-1", "198.18.2.2"),
+            ("ctl", "198.18.1.11"),
+            ("ctl", "198.18.2.11"),
+            ("ctl", "198.18.1.12"),
         ],
     )
     def test_mgmt_and_storage_connect_compute_and_controller(self, source: str, target: str) -> None:
-        result = in_netns(source, "busybox", "ping", "-c", "1", "-W", "2", target)
+        result = in_netns(ns(source), "busybox", "ping", "-c", "1", "-W", "2", target)
         assert result.returncode == 0, result.stdout + result.stderr
 
     def test_dom0_has_no_route_to_the_controller_yet(self) -> None:
