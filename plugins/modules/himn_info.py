@@ -76,7 +76,7 @@ options:
     description:
       - Seconds to wait, once the HIMN interface is found, for it to have its address from xapi's DHCP server (as
         after the interface was just brought up). The module checks twice a second and fails with the fix when
-        the time runs out. V(0) does not wait: RV(address) is then empty when the interface has no address yet.
+        the time runs out. V(0) does not wait, and RV(address) is then empty when the interface has no address yet.
       - One module run that waits, rather than a task retried every second.
     type: int
     default: 0
