@@ -11,7 +11,7 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 module: himn_file
 short_description: Put one small text file of the collection on the compute VM, in one module run
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Makes the file at O(path) hold exactly O(content), with O(owner), O(group) and O(mode), or removes it
     (O(state=absent)). The roles use it for the files they own whole on a compute VM - the HIMN interface's boot
