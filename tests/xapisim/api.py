@@ -213,9 +213,14 @@ class XAPI:
         return (lambda api, session, *args: fn(*args)), len(kinds) + 1, len(kinds) + 1, False, (str, *kinds)
 
     def count(self, name):
-        now = time.time()
         with self.lock:
             self.counts[name] += 1
+            self.mark(name)
+
+    def mark(self, name):
+        """Record the time of an event (a call, or a call's end as ``<call>:end``) in ``times`` only."""
+        now = time.time()
+        with self.lock:
             self.times.setdefault(name, [now, now])[1] = now
 
     def check_session(self, ref):
@@ -544,6 +549,7 @@ def update_apply(api, session, update, host):
     ``update-<label>`` and so replaces the stamp of an older update with the same label, that one stops being
     applied on the host."""
     update_precheck(api, session, update, host)
+    time.sleep(int(api.behaviour.get("apply_seconds", 0)))
     rec = api.db.raw("pool_update", update)
     for ref in api.db.find("pool_update", name_label=rec["name_label"]):
         if ref != update and host in api.db.raw("pool_update", ref)["hosts"]:
@@ -557,6 +563,7 @@ def update_apply(api, session, update, host):
         with open(target, "wb") as f:
             f.write(data)
         os.chmod(target, mode)
+    api.mark("pool_update.apply:end")
     return ""
 
 

@@ -63,8 +63,9 @@ SCHEMA = {
                     "data_sources": "strmap"}),
     "updates": ("list", UPDATE),
     "patches": ("list", dict(UPDATE, size="int")),
+    # apply_seconds: how long pool_update.apply takes (a real apply runs yum in Dom0 for tens of seconds).
     "behaviour": {"update_signature": ("enum", ("valid", "invalid")), "precheck": ("enum", PRECHECKS),
-                  "host_is_slave_on_himn": "bool"},
+                  "host_is_slave_on_himn": "bool", "apply_seconds": "int"},
 }
 # fmt: on
 
