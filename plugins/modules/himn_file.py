@@ -174,7 +174,7 @@ class HimnFileModule(BaseModule):
         if not self.ansible._diff:
             return
         result["diff"] = []
-        if before != after or not exists:
+        if result["content_changed"]:
             result["diff"].append(
                 dict(
                     before=before,

@@ -58,7 +58,8 @@ def test_absent_removes_the_file_once(run_module, tmp_path):
     result = run_module(himn_file, dict(path=str(path), state="absent", _ansible_diff=True), True)
     assert result["changed"] and path.exists()
     assert run_module(himn_file, dict(path=str(path), state="absent"))["changed"] and not path.exists()
-    assert not run_module(himn_file, dict(path=str(path), state="absent"))["changed"]
+    gone = run_module(himn_file, dict(path=str(path), state="absent", _ansible_diff=True))
+    assert not gone["changed"] and gone["diff"] == []  # nothing to remove, nothing to show
 
 
 def test_refusals_name_the_path_and_the_fix(run_module, tmp_path):
