@@ -211,6 +211,13 @@ def main():
         print("mirrored no-op play:  %s s (median %.2f)" % (" ".join("%.2f" % t for t in noop_times), mirrored))
         print("debug-only play:      %s s (median %.2f)" % (" ".join("%.2f" % t for t in debug_times), plain))
         print("re-run / debug-only play: %.2f" % (rerun / plain))
+        # Each re-run and its mirror ran one after the other: their ratio is the least disturbed by a machine whose
+        # speed drifts between measurements.
+        pairs = [r / m for r, m in zip(rerun_times, noop_times)]
+        print(
+            "ratio of each re-run to the mirror run after it: %s (median %.2f)"
+            % (" ".join("%.2f" % p for p in pairs), statistics.median(pairs))
+        )
         print("ratio: %.2f" % (rerun / mirrored))
     finally:
         end_benchmark_bed(bed, options, work)

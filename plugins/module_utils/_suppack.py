@@ -20,14 +20,13 @@ import xml.etree.ElementTree as ET
 from ansible_collections.xenserver.openstack.plugins.module_utils._compat import (
     OS_ERRORS,
     STRING_TYPES,
-    http_client,
     monotonic,
     urlencode,
     urljoin,
     urlsplit,
     urlunsplit,
-    xmlrpc_client,
 )
+from ansible_collections.xenserver.openstack.plugins.module_utils._compat_http import http_client, xmlrpc_client
 from ansible_collections.xenserver.openstack.plugins.module_utils._xenapi import https_url, ssl_context
 
 SECTOR = 2048

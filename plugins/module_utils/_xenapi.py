@@ -13,7 +13,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
-import re
 import socket
 import ssl
 import traceback
@@ -22,10 +21,14 @@ from ansible.module_utils.basic import env_fallback
 from ansible_collections.xenserver.openstack.plugins.module_utils._base import BaseModule, ModuleError
 from ansible_collections.xenserver.openstack.plugins.module_utils._compat import (
     OS_ERRORS,
-    http_client,
     urlsplit,
     urlunsplit,
-    xmlrpc_client,
+)
+from ansible_collections.xenserver.openstack.plugins.module_utils._compat_http import http_client, xmlrpc_client
+from ansible_collections.xenserver.openstack.plugins.module_utils._platform import (
+    POOL_UPDATE_API,
+    POOL_UPDATE_PLATFORM,
+    version_tuple,
 )
 
 try:
@@ -519,19 +522,7 @@ def api_version(host_record):
     return int(host_record["API_version_major"]), int(host_record["API_version_minor"])
 
 
-# XenServer 7.1 (API 2.6, platform 2.2.0) introduced pool_update; older hosts know only pool_patch.
-POOL_UPDATE_API = (2, 6)
-POOL_UPDATE_PLATFORM = (2, 2, 0)
 NULL_REF = "OpaqueRef:NULL"
-
-
-def version_tuple(text):
-    """Return C('2.2.0') as (2, 2, 0); parts that are not numbers count as 0 (C('8.2.1-beta') is (8, 2, 1))."""
-    parts = []
-    for part in str(text).strip().split("."):
-        match = re.match(r"\d+", part)
-        parts.append(int(match.group(0)) if match else 0)
-    return tuple(parts)
 
 
 def platform_version(host_record):
@@ -580,18 +571,6 @@ def himn_vif(xapi, vm_ref, himn_ref):
         if vif["network"] == himn_ref:
             return ref, vif
     return None, {}
-
-
-def missing_himn_vif_message(vm_name):
-    """The fix for a compute VM without its HIMN VIF (None: this VM, its name unknown)."""
-    fix = (
-        "In Dom0, add one: xe vif-create vm-uuid=<vm> network-uuid=$(xe network-list bridge=xenapi --minimal) "
-        "device=9, then xe vm-param-set uuid=<vm> xenstore-data:vm-data/himn_mac=<its MAC> and restart the VM "
-        "(or use the XenCenter HIMN tool)."
-    )
-    if vm_name is None:
-        return "This VM may have no VIF on the Host Internal Management Network. %s" % fix
-    return "VM %s has no VIF on the Host Internal Management Network. %s" % (vm_name, fix)
 
 
 def call_dom0_plugin(xapi, host_ref, function, params):

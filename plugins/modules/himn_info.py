@@ -196,6 +196,7 @@ import time
 
 from ansible_collections.xenserver.openstack.plugins.module_utils._compat import OS_ERRORS
 from ansible_collections.xenserver.openstack.plugins.module_utils._ipv4 import IPv4Address, IPv4Interface
+from ansible_collections.xenserver.openstack.plugins.module_utils._platform import missing_himn_vif_message
 from ansible_collections.xenserver.openstack.plugins.module_utils._xenapi import (
     ModuleError,
     XAPIUnreachable,
@@ -204,7 +205,6 @@ from ansible_collections.xenserver.openstack.plugins.module_utils._xenapi import
     find_himn,
     find_vm,
     himn_vif,
-    missing_himn_vif_message,
     read_local_vm_uuid,
 )
 

@@ -228,6 +228,7 @@ not_checked:
 
 import json
 
+from ansible_collections.xenserver.openstack.plugins.module_utils._platform import version_tuple
 from ansible_collections.xenserver.openstack.plugins.module_utils._xenapi import (
     DOM0_PLUGIN_SPEC,
     XAPI_PENDING_SPEC,
@@ -237,7 +238,6 @@ from ansible_collections.xenserver.openstack.plugins.module_utils._xenapi import
     find_vm,
     read_local_vm_uuid,
     resident_host,
-    version_tuple,
 )
 
 # Hosts older than this have no conntrack in Dom0 (XenServer 6.5 is 1.9.0).

@@ -124,6 +124,7 @@ not_checked:
 """
 
 from ansible_collections.xenserver.openstack.plugins.module_utils._ipv4 import IPv4Address, IPv4Network
+from ansible_collections.xenserver.openstack.plugins.module_utils._platform import missing_himn_vif_message
 from ansible_collections.xenserver.openstack.plugins.module_utils._xenapi import (
     DOM0_PLUGIN_SPEC,
     HIMN_BRIDGE,
@@ -134,7 +135,6 @@ from ansible_collections.xenserver.openstack.plugins.module_utils._xenapi import
     find_himn,
     find_vm,
     himn_vif,
-    missing_himn_vif_message,
     read_local_vm_uuid,
     resident_host,
 )

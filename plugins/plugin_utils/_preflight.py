@@ -16,7 +16,7 @@ import difflib
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible_collections.xenserver.openstack.plugins.module_utils._compat import STRING_TYPES
 from ansible_collections.xenserver.openstack.plugins.module_utils._ipv4 import IPv4Network
-from ansible_collections.xenserver.openstack.plugins.module_utils._xenapi import (
+from ansible_collections.xenserver.openstack.plugins.module_utils._platform import (
     POOL_UPDATE_PLATFORM,
     missing_himn_vif_message,
     version_tuple,
